@@ -1,0 +1,514 @@
+"""PruneEnv: structured pruning of a trained network as a constrained MDP."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.error import ResetNeeded
+from torch import nn
+
+from prune_env.budgets import BudgetCache, Flops, Params, make_budgets
+from prune_env.data import load_dataset
+from prune_env.errors import InvalidActionError
+from prune_env.evaluate import accuracy, finetune, resolve_device
+from prune_env.groups import GroupAnalysis, analyze, unit_importance
+from prune_env.masking import apply_masks, check_export, probe_groups, prune_copy
+from prune_env.structure import StructureEstimate
+from prune_env.tasks import DEFAULT_TASK, get_task, load_checkpoint
+
+DESCRIPTOR_NAMES = (
+    "group_index",
+    "is_conv",
+    "is_linear",
+    "is_coupled",
+    "width",
+    "in_width",
+    "kernel_size",
+    "stride",
+    "params_share",
+    "flops_share",
+    "budget_used",
+    "budget_limit",
+    "budget_remaining",
+    "progress",
+)
+
+
+class PruneEnv(gym.Env):
+    """
+    ## Description
+    An agent prunes a trained network, one group of coupled layers per step, in forward order.
+    A *group* is what Torch-Pruning's dependency graph says must be pruned together: a conv or
+    linear layer with its BatchNorm and the next layer's inputs, or every layer writing into one
+    residual stream. A group's *units* are its root layer's output channels or neurons. The
+    classifier's outputs are never pruned. After the last group, the pruned network is scored
+    on held-out validation images (the reward) and measured by the budget functions (the cost).
+
+    What is scored is the network you would ship: each episode's masks are applied by
+    *physically* removing the pruned units (Torch-Pruning), and the smaller network is checked
+    against the masked one (outputs within 1e-4) before it is used.
+
+    ## Action Space
+    - ``action_mode="mask"``: ``MultiBinary(max_units)``, 1 = keep the unit. Only the first
+      ``width`` entries of the current group count; the rest are ignored. ``action_masks()``
+      returns the ``2 * max_units`` boolean mask sb3-contrib's MaskablePPO expects (entries past
+      the width may only be 0).
+    - ``action_mode="ratio"``: ``Box(0, 1, (1,))``, the fraction of units kept; the
+      ``round(ratio * width)`` units of largest L1 magnitude are kept (AMC-like).
+
+    At least one unit of every group is always kept: an all-zero mask keeps the unit of largest
+    L1 magnitude, and a ratio that rounds to zero keeps one unit. ``info["forced_keep"]`` is True
+    on the step where this happened.
+
+    ## Observation Space
+    ``Box(-1, 1, (14 + max_units,), float32)``:
+
+    | index | name | meaning |
+    |-------|------|---------|
+    | 0 | group_index | step / (number of groups - 1) |
+    | 1 | is_conv | 1 if the group's root is a convolution |
+    | 2 | is_linear | 1 if the group's root is a linear layer |
+    | 3 | is_coupled | 1 if several layers write the group's units (a residual stream) |
+    | 4 | width | units of the group / max_units |
+    | 5 | in_width | input channels of the root / largest input width of any group |
+    | 6 | kernel_size | kernel area of the root / largest kernel area (1 for linear) |
+    | 7 | stride | stride of the root / largest stride |
+    | 8 | params_share | share of dense parameters in the group's slices |
+    | 9 | flops_share | share of dense MACs of the layers the group touches |
+    | 10 | budget_used | estimated pruned/dense ratio of the first budget with the groups decided so far pruned and the rest dense (FLOPs ratio stands in for latency and callables) |
+    | 11 | budget_limit | the first budget's limit (1 for callable budgets) |
+    | 12 | budget_remaining | budget_limit - budget_used |
+    | 13 | progress | groups decided / number of groups |
+    | 14.. | importance | L1 magnitude of each unit of the group / the group's largest, zero-padded to max_units |
+
+    The estimate in entry 10 is exact for parameters; the cost itself is always measured on the
+    physically pruned network.
+
+    ## Rewards
+    0 on every step but the last. On the last step: top-1 accuracy in [0, 1] of the pruned
+    network on the first ``eval_samples`` validation images (after ``finetune_steps`` Adam steps
+    on training data when that is > 0; the attribute can be changed between episodes to apply a
+    schedule such as the paper's 0 / 32 / 128).
+
+    ## Cost
+    ``info["cost"]`` is a float on every step: 0 before the last step, then the first budget's
+    value. ``info["costs"]`` is the list of every budget's value. Built-in budgets (``"params"``,
+    ``"flops"``, ``"latency"``) are pruned / dense ratios; a callable ``f(pruned_model)`` is a
+    black box whose value is used as it is (it must depend on the architecture only: values are
+    cached by the kept widths). ``budget_limit`` is not enforced by the env; agents read it from
+    ``env.unwrapped.budget_limit`` and ``info["constraint_satisfied"]`` reports it.
+
+    ## Episode End
+    Terminates after one step per group (``num_groups`` steps). Never truncated.
+    Final-step ``info``: ``accuracy``, ``params_ratio``, ``flops_ratio``, ``cost``, ``costs``,
+    ``budgets`` (name -> value), ``constraint_satisfied``, ``masks`` (group name -> kept unit
+    indices), ``widths`` (group name -> kept width).
+
+    ## Arguments
+    | argument | default | meaning |
+    |----------|---------|---------|
+    | task | "fashion-mnist-cnn" | a name from ``prune_env.list_tasks()``; ignored when ``model`` is given |
+    | model | None | your own trained ``nn.Module`` instead of a task |
+    | eval_data | None | with ``model``: ``(inputs, labels)`` tensors or a DataLoader (validation data) |
+    | train_data | None | with ``model``: training data for ``finetune_steps`` (same forms) |
+    | example_inputs | None | with ``model``: a batch for tracing; default the first 2 eval inputs |
+    | budget | "params" | "params", "flops", "latency", a ``Budget``, a callable, or a list of these |
+    | budget_limit | 0.1 | a float, or a list with one limit per budget |
+    | action_mode | "mask" | "mask" or "ratio" |
+    | eval_samples | 1000 | validation images scored for the reward |
+    | finetune_steps | 0 | Adam steps on training data before scoring |
+    | finetune_batch_size, finetune_lr | 64, 3e-4 | the fine-tune's batch size and learning rate |
+    | data_dir | None | where the task's dataset is (see ``prune_env.data``) |
+    | device | "auto" | CUDA where available, else CPU |
+
+    ```python
+    import gymnasium as gym
+    import prune_env  # registers PruneEnv-v0
+    env = gym.make("PruneEnv-v0", task="fashion-mnist-mlp", budget="flops", budget_limit=0.3)
+    ```
+
+    ## Version History
+    - v0: initial release.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        task: str | None = None,
+        *,
+        model: nn.Module | None = None,
+        eval_data=None,
+        train_data=None,
+        example_inputs=None,
+        budget="params",
+        budget_limit=0.1,
+        action_mode: str = "mask",
+        eval_samples: int = 1000,
+        finetune_steps: int = 0,
+        finetune_batch_size: int = 64,
+        finetune_lr: float = 3e-4,
+        data_dir=None,
+        device: str = "auto",
+    ):
+        super().__init__()
+        if action_mode not in ("mask", "ratio"):
+            raise ValueError(f"action_mode must be 'mask' or 'ratio', got {action_mode!r}")
+        if int(eval_samples) < 1:
+            raise ValueError(f"eval_samples must be >= 1, got {eval_samples}")
+        self.action_mode = action_mode
+        self.device = resolve_device(device)
+        self.budgets, limits = make_budgets(budget, budget_limit)
+        self.budget_limit: float | list[float] = limits if isinstance(budget, (list, tuple)) else limits[0]
+        self._limits = limits
+        self.finetune_batch_size = int(finetune_batch_size)
+        self.finetune_lr = float(finetune_lr)
+        self._train_sampler = None
+
+        if model is None:
+            self.task = task or DEFAULT_TASK
+            spec = get_task(self.task)
+            dense, self.checkpoint = load_checkpoint(self.task)
+            data = load_dataset(spec.dataset, data_dir)
+            eval_x, eval_y = data.val.tensors(eval_samples)
+            self._train_sampler = _split_sampler(data.train)
+            if example_inputs is None:
+                example_inputs = eval_x[:2]
+        else:
+            if eval_data is None:
+                raise ValueError("a custom model needs eval_data=(inputs, labels) or a DataLoader")
+            self.task = task or "custom"
+            self.checkpoint = {}
+            dense = model
+            eval_x, eval_y = _materialize(eval_data, int(eval_samples))
+            if train_data is not None:
+                self._train_sampler = _data_sampler(train_data)
+            if example_inputs is None:
+                example_inputs = eval_x[:2]
+        self.finetune_steps = finetune_steps
+
+        self.model = copy.deepcopy(dense).to(self.device).eval()  # the dense network, never mutated
+        self.example_inputs = _to_device(example_inputs, self.device)
+        self.eval_inputs, self.eval_labels = eval_x.to(self.device), eval_y.to(self.device)
+
+        self.analysis: GroupAnalysis = analyze(self.model, self.example_inputs)
+        probe_groups(self.model, self.example_inputs, self.analysis)
+        self.groups = self.analysis.groups
+        self.num_groups = len(self.groups)
+        self.max_units = self.analysis.max_units
+        self._masked = copy.deepcopy(self.model)  # masks are applied here, to check every export
+        self._dense_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+
+        for b in self.budgets:
+            b.bind(self.model, self.example_inputs)
+        self._report = [Params(), Flops()]
+        for b in self._report:
+            b.bind(
+                self.model,
+                self.example_inputs[:1] if torch.is_tensor(self.example_inputs) else self.example_inputs,
+            )
+        self.budget_cache = BudgetCache(self.budgets)
+        self._report_cache = BudgetCache(self._report)
+        self.estimate = StructureEstimate(self.analysis, self.model)
+        self._estimate_kind = "params" if isinstance(self.budgets[0], Params) else "flops"
+
+        self.importance = [unit_importance(self.model, g) for g in self.groups]
+        self._descriptors = self._static_descriptors()
+
+        self.observation_space = spaces.Box(-1.0, 1.0, (len(DESCRIPTOR_NAMES) + self.max_units,), np.float32)
+        if action_mode == "mask":
+            self.action_space = spaces.MultiBinary(self.max_units)
+        else:
+            self.action_space = spaces.Box(0.0, 1.0, (1,), np.float32)
+
+        self._step_index: int | None = None
+        self._keep: list[np.ndarray] = []
+        self.last_model: nn.Module | None = None
+        self.last_masks: list[np.ndarray] | None = None
+
+    # --- public API -------------------------------------------------------------------------
+
+    @property
+    def finetune_steps(self) -> int:
+        return self._finetune_steps
+
+    @finetune_steps.setter
+    def finetune_steps(self, steps: int) -> None:
+        steps = int(steps)
+        if steps < 0:
+            raise ValueError(f"finetune_steps must be >= 0, got {steps}")
+        if steps > 0 and self._train_sampler is None:
+            raise ValueError(
+                "finetune_steps > 0 needs training data: pass train_data=... with a custom model"
+            )
+        self._finetune_steps = steps
+
+    @property
+    def group_names(self) -> list[str]:
+        return [g.name for g in self.groups]
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._restore_dense()
+        self._step_index = 0
+        self._keep = [np.ones(g.width, dtype=bool) for g in self.groups]
+        return self._observation(), {"group": self.groups[0].name, "step": 0}
+
+    def step(self, action):
+        if self._step_index is None or self._step_index >= self.num_groups:
+            raise ResetNeeded("call reset() before step(): the episode has not started or has ended")
+        group = self.groups[self._step_index]
+        kept, forced = self._parse_action(action, group)  # raises before any state changes
+        self._keep[group.index] = kept
+        self._step_index += 1
+        info = {"group": group.name, "kept_units": int(kept.sum()), "forced_keep": forced}
+        if self._step_index < self.num_groups:
+            info.update(cost=0.0, costs=[0.0] * len(self.budgets))
+            return self._observation(), 0.0, False, False, info
+        reward, final = self._finish_episode()
+        info.update(final)
+        return self._observation(), reward, True, False, info
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions for sb3-contrib's MaskablePPO: per mask entry, [0 allowed, 1 allowed]."""
+        if self.action_mode != "mask":
+            raise AttributeError("action_masks() exists only with action_mode='mask'")
+        index = min(self._step_index or 0, self.num_groups - 1)
+        width = self.groups[index].width
+        masks = np.ones((self.max_units, 2), dtype=bool)
+        masks[width:, 1] = False
+        return masks.reshape(-1)
+
+    def export(self, masks=None) -> nn.Module:
+        """The physically smaller network, in eval mode.
+
+        Args:
+            masks: ``None`` for the last finished episode's network (fine-tuned if
+                ``finetune_steps`` > 0); else group name -> kept unit indices (as in
+                ``info["masks"]``) or one boolean keep-array per group, pruned from the dense
+                weights.
+        """
+        if masks is None:
+            if self.last_model is None:
+                raise RuntimeError("no finished episode yet: pass masks=... or finish an episode first")
+            return copy.deepcopy(self.last_model)
+        return self._prune(self._parse_masks(masks))
+
+    def masks_to_dict(self, keep: Sequence[np.ndarray]) -> dict[str, list[int]]:
+        return {g.name: np.flatnonzero(keep[g.index]).tolist() for g in self.groups}
+
+    # --- episode internals ------------------------------------------------------------------
+
+    def _finish_episode(self) -> tuple[float, dict]:
+        keep = [k.copy() for k in self._keep]
+        widths = [int(k.sum()) for k in keep]
+        pruned = self._prune(keep)
+        params_ratio, flops_ratio = self._report_cache.get(widths, pruned)
+        costs = self.budget_cache.get(widths, pruned)
+        if self.finetune_steps > 0:
+            seed = int(self.np_random.integers(2**31))
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                finetune(
+                    pruned, self._train_sampler, self.finetune_steps, np.random.default_rng(seed),
+                    batch_size=self.finetune_batch_size, lr=self.finetune_lr, device=self.device,
+                )  # fmt: skip
+        acc = accuracy(pruned, self.eval_inputs, self.eval_labels)
+        self.last_model, self.last_masks = pruned, keep
+        info = {
+            "accuracy": acc,
+            "cost": costs[0],
+            "costs": costs,
+            "budgets": {b.name: c for b, c in zip(self.budgets, costs)},
+            "params_ratio": params_ratio,
+            "flops_ratio": flops_ratio,
+            "constraint_satisfied": bool(all(c <= lim for c, lim in zip(costs, self._limits))),
+            "masks": self.masks_to_dict(keep),
+            "widths": {g.name: w for g, w in zip(self.groups, widths)},
+        }
+        return float(acc), info
+
+    def _prune(self, keep: Sequence[np.ndarray]) -> nn.Module:
+        """Physically prune a copy of the dense network and prove it equals the masked one."""
+        self._restore_dense()
+        apply_masks(self._masked, self.groups, keep)
+        pruned = prune_copy(self.model, self.example_inputs, self.groups, keep)
+        check_export(self._masked, pruned, self.example_inputs)
+        return pruned
+
+    def _restore_dense(self) -> None:
+        with torch.no_grad():
+            for name, tensor in self._masked.state_dict().items():
+                tensor.copy_(self._dense_state[name])
+
+    def _parse_action(self, action, group) -> tuple[np.ndarray, bool]:
+        width = group.width
+        if self.action_mode == "ratio":
+            ratio = _as_array(action, "ratio action")
+            if ratio.size != 1:
+                raise InvalidActionError(
+                    f"ratio action must hold one number in [0, 1], got shape {ratio.shape}"
+                )
+            value = float(ratio.reshape(-1)[0])
+            if not np.isfinite(value) or not 0.0 <= value <= 1.0:
+                raise InvalidActionError(f"ratio action must be a finite number in [0, 1], got {value}")
+            count = int(round(value * width))
+            forced = count == 0
+            order = np.argsort(-self.importance[group.index], kind="stable")
+            kept = np.zeros(width, dtype=bool)
+            kept[order[: max(count, 1)]] = True
+            return kept, forced
+        mask = _as_array(action, "mask action")
+        if mask.shape != (self.max_units,):
+            raise InvalidActionError(
+                f"mask action must have shape ({self.max_units},) (MultiBinary(max_units)), got {mask.shape}"
+            )
+        if mask.dtype.kind not in "biuf":
+            raise InvalidActionError(f"mask action must be bool, integer or float, got dtype {mask.dtype}")
+        if mask.dtype.kind == "f" and not np.isfinite(mask).all():
+            raise InvalidActionError("mask action contains NaN or infinity; expected only 0 and 1")
+        if not np.isin(mask, (0, 1)).all():
+            bad = mask[~np.isin(mask, (0, 1))][:3]
+            raise InvalidActionError(
+                f"mask action must hold only 0 and 1 (1 = keep), got values such as {bad.tolist()}"
+            )
+        kept = mask[:width].astype(bool)
+        forced = not kept.any()
+        if forced:
+            kept[int(np.argmax(self.importance[group.index]))] = True
+        return kept, forced
+
+    def _parse_masks(self, masks) -> list[np.ndarray]:
+        if isinstance(masks, Mapping):
+            unknown = set(masks) - set(self.group_names)
+            if unknown:
+                raise ValueError(f"unknown group names {sorted(unknown)}; groups are {self.group_names}")
+            keep = []
+            for g in self.groups:
+                kept = np.zeros(g.width, dtype=bool)
+                idx = np.asarray(masks.get(g.name, range(g.width)), dtype=np.int64)
+                if idx.size and (idx.min() < 0 or idx.max() >= g.width):
+                    raise ValueError(
+                        f"kept indices of group {g.name!r} must be in [0, {g.width}), got {idx.tolist()}"
+                    )
+                kept[idx] = True
+                keep.append(kept)
+        else:
+            keep = [np.asarray(k, dtype=bool) for k in masks]
+            if len(keep) != self.num_groups or any(k.shape != (g.width,) for k, g in zip(keep, self.groups)):
+                raise ValueError(
+                    f"masks must be one boolean array per group with widths {[g.width for g in self.groups]}"
+                )
+        for k, g in zip(keep, self.groups):
+            if not k.any():
+                raise ValueError(f"group {g.name!r} must keep at least one unit")
+        return keep
+
+    # --- observations -----------------------------------------------------------------------
+
+    def _static_descriptors(self) -> np.ndarray:
+        groups = self.groups
+        max_in = max(g.in_width for g in groups)
+        max_kernel = max(g.kernel_size for g in groups)
+        max_stride = max(g.stride for g in groups)
+        rows = []
+        for g in groups:
+            rows.append([
+                g.index / max(self.num_groups - 1, 1), float(g.kind == "conv"), float(g.kind == "linear"),
+                float(g.coupled), g.width / self.max_units, g.in_width / max_in,
+                g.kernel_size / max_kernel, g.stride / max_stride, g.params_share, g.flops_share,
+            ])  # fmt: skip
+        return np.clip(np.asarray(rows, dtype=np.float32), 0.0, 1.0)
+
+    def _observation(self) -> np.ndarray:
+        index = min(self._step_index, self.num_groups - 1)
+        params, flops = self.estimate.ratios(self._keep)
+        used = params if self._estimate_kind == "params" else flops
+        limit = min(self._limits[0], 1.0) if self.budgets[0].relative else 1.0
+        dynamic = [used, limit, limit - used, self._step_index / self.num_groups]
+        scores = np.zeros(self.max_units, dtype=np.float32)
+        importance = self.importance[index]
+        scores[: len(importance)] = importance / max(importance.max(), 1e-12)
+        obs = np.concatenate([self._descriptors[index], np.asarray(dynamic, dtype=np.float32), scores])
+        return np.clip(obs, -1.0, 1.0).astype(np.float32)
+
+    def budget_names(self) -> list[str]:
+        return [b.name for b in self.budgets]
+
+    def __repr__(self) -> str:
+        budgets = ", ".join(repr(b) for b in self.budgets)
+        return f"PruneEnv(task={self.task!r}, groups={self.num_groups}, budgets=[{budgets}], limit={self.budget_limit})"
+
+
+# --- data helpers ---------------------------------------------------------------------------
+
+
+def _as_array(action, what: str) -> np.ndarray:
+    if isinstance(action, torch.Tensor):
+        action = action.detach().cpu().numpy()
+    try:
+        return np.asarray(action)
+    except Exception as exc:
+        raise InvalidActionError(f"{what} could not be read as an array: {exc}") from exc
+
+
+def _to_device(inputs, device):
+    if isinstance(inputs, (tuple, list)):
+        return tuple(t.to(device) for t in inputs)
+    return inputs.to(device)
+
+
+def _materialize(data, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``count`` examples of ``(inputs, labels)`` tensors or a DataLoader."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
+        return data[0][:count], data[1][:count]
+    inputs, labels, seen = [], [], 0
+    try:
+        for x, y in data:
+            inputs.append(x)
+            labels.append(y)
+            seen += len(y)
+            if seen >= count:
+                break
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            "eval_data must be (inputs, labels) tensors or an iterable of (inputs, labels) batches"
+        ) from exc
+    if not inputs:
+        raise ValueError("eval_data is empty")
+    return torch.cat(inputs)[:count], torch.cat(labels)[:count]
+
+
+def _split_sampler(split):
+    def sample(rng: np.random.Generator, batch_size: int):
+        return split.batch(rng.integers(0, len(split), size=batch_size))
+
+    return sample
+
+
+def _data_sampler(data):
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
+        inputs, labels = data
+
+        def sample(rng: np.random.Generator, batch_size: int):
+            idx = torch.from_numpy(rng.integers(0, len(labels), size=batch_size))
+            return inputs[idx], labels[idx]
+
+        return sample
+
+    iterator = iter(())
+
+    def sample_loader(rng: np.random.Generator, batch_size: int):
+        nonlocal iterator
+        try:
+            return next(iterator)
+        except StopIteration:
+            iterator = iter(data)
+            return next(iterator)
+
+    return sample_loader

@@ -1,0 +1,42 @@
+"""The one hierarchy of errors raised by prune_env.
+
+Every message says what was received, what was expected and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class PruneEnvError(Exception):
+    """Base class of every error prune_env raises on purpose."""
+
+
+class InvalidActionError(PruneEnvError, ValueError):
+    """An action does not fit the action space; the environment is left unchanged."""
+
+
+class UnsupportedModelError(PruneEnvError, ValueError):
+    """A model (or one of its layers) cannot be pruned exactly: masked and physically pruned
+    networks would disagree, or structural pruning fails."""
+
+
+class PruningMismatchError(PruneEnvError, RuntimeError):
+    """A physically pruned network disagreed with its masked twin (a pruning-library defect)."""
+
+
+class UnknownTaskError(PruneEnvError, KeyError):
+    """A task name that is not in the zoo."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DatasetNotFoundError(PruneEnvError, FileNotFoundError):
+    """A dataset is neither on disk nor downloadable."""
+
+
+class CheckpointNotFoundError(PruneEnvError, FileNotFoundError):
+    """A task's trained weights are missing (CIFAR tasks must be pretrained first)."""
+
+
+class BudgetError(PruneEnvError, ValueError):
+    """A budget specification or a budget's value is invalid."""

@@ -1,0 +1,266 @@
+"""Prunable units of a network: coupled groups of layers from the dependency graph.
+
+Torch-Pruning's dependency graph (DepGraph, Fang et al. 2023) tells which parameter slices must
+go together: a conv's output channels, its BatchNorm, the next layer's input channels, every
+branch of a residual add. Each such group is one step of an episode, and its units are the
+root layer's output channels (filters or neurons). This module turns the graph into plain,
+picklable descriptions (module names and index arrays), so that masking and budget estimates
+never touch the graph again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from prune_env.errors import UnsupportedModelError
+
+PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm2d)
+
+
+@dataclass(frozen=True)
+class UnitSlice:
+    """Positions along one dimension of one layer that belong to a group's units.
+
+    ``positions[k]`` is an index along the layer's output (``side="out"``) or input
+    (``side="in"``) dimension; ``units[k]`` is the group unit it belongs to. One unit may own
+    several positions (a conv channel feeding a Linear after ``flatten`` owns H*W inputs).
+    """
+
+    module: str
+    side: str  # "out" or "in"
+    positions: np.ndarray
+    units: np.ndarray
+
+
+@dataclass
+class PrunableGroup:
+    """One step of an episode: a set of coupled layers pruned together."""
+
+    index: int
+    name: str  # the root layer's module name
+    kind: str  # "conv" or "linear"
+    width: int  # number of units (root output channels / neurons)
+    in_width: int
+    kernel_size: int
+    stride: int
+    layers: list[str]  # every layer whose outputs are pruned with this group
+    slices: list[UnitSlice] = field(repr=False)
+    params_share: float = 0.0  # share of dense parameters touched by this group
+    flops_share: float = 0.0  # share of dense MACs touched by this group
+
+    @property
+    def coupled(self) -> bool:
+        """True when several layers write the same units (a residual stream)."""
+        return len(self.layers) > 1
+
+
+@dataclass
+class LayerInfo:
+    """What the analytic budget estimate needs of one layer with parameters."""
+
+    name: str
+    param_shapes: dict[str, tuple[int, ...]]
+    macs: float  # dense multiply-accumulates for one example (0 for non conv/linear)
+    out_size: int | None
+    in_size: int | None
+
+
+@dataclass
+class GroupAnalysis:
+    """Everything the environment needs to know about a model's prunable structure."""
+
+    groups: list[PrunableGroup]
+    layers: dict[str, LayerInfo]
+    classifier: str
+    execution_order: list[str]
+
+    @property
+    def max_units(self) -> int:
+        return max(g.width for g in self.groups)
+
+
+def call_model(model: nn.Module, inputs) -> torch.Tensor:
+    """Run ``model`` on a tensor or a tuple of tensors."""
+    return model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs)
+
+
+def _trace_layers(model: nn.Module, example_inputs) -> tuple[list[str], dict[str, float]]:
+    """Execution order of conv/linear layers and their dense MACs per example."""
+    names = {m: n for n, m in model.named_modules()}
+    order: list[str] = []
+    macs: dict[str, float] = {}
+
+    def hook(module, inputs, output):
+        name = names[module]
+        if name not in macs:
+            order.append(name)
+            batch = output.shape[0] if output.dim() > 1 else 1
+            if isinstance(module, nn.Linear):
+                macs[name] = output.numel() / batch * module.in_features
+            else:
+                kernel = int(np.prod(module.kernel_size))
+                macs[name] = output.numel() / batch * module.in_channels // module.groups * kernel
+        return None
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, PRUNABLE_TYPES)]
+    try:
+        with torch.no_grad():
+            call_model(model, example_inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return order, macs
+
+
+def build_dependency_graph(model: nn.Module, example_inputs) -> tp.DependencyGraph:
+    try:
+        return tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
+    except Exception as exc:
+        raise UnsupportedModelError(
+            f"could not trace the model's dependency graph with torch-pruning: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _side(graph: tp.DependencyGraph, handler) -> str:
+    return "out" if graph.is_out_channel_pruning_fn(handler) else "in"
+
+
+def analyze(model: nn.Module, example_inputs) -> GroupAnalysis:
+    """Find the prunable groups of ``model`` in forward order.
+
+    The classifier (the last conv or linear layer to run) keeps its outputs. Raises
+    :class:`UnsupportedModelError` when a group touches a layer type whose slices cannot be
+    masked exactly (anything but conv, linear and normalization layers).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        order, macs = _trace_layers(model, example_inputs)
+        if not order:
+            raise UnsupportedModelError("the model runs no Conv or Linear layer: nothing to prune")
+        modules = dict(model.named_modules())
+        names = {m: n for n, m in modules.items()}
+        classifier = order[-1]
+        graph = build_dependency_graph(model, example_inputs)
+        raw_groups = list(graph.get_all_groups(ignored_layers=[modules[classifier]]))
+    finally:
+        model.train(was_training)
+
+    layers: dict[str, LayerInfo] = {}
+    groups: list[PrunableGroup] = []
+    for raw in raw_groups:
+        root = raw[0].dep.target.module
+        root_name = names[root]
+        slices, producers = [], []
+        for item in raw:
+            module = item.dep.target.module
+            if isinstance(module, nn.Parameter):
+                raise UnsupportedModelError(
+                    f"group rooted at {root_name!r} prunes a bare parameter; such models are not supported"
+                )
+            if module not in names or not any(True for _ in module.parameters(recurse=False)):
+                continue  # torch-pruning's reshape / concat / element-wise ops: nothing to mask
+            name = names[module]
+            if not isinstance(module, PRUNABLE_TYPES + NORM_TYPES):
+                raise UnsupportedModelError(
+                    f"layer {name!r} ({type(module).__name__}) is coupled to the group of "
+                    f"{root_name!r}, and only Conv, Linear and normalization layers can be pruned"
+                )
+            side = "out" if isinstance(module, NORM_TYPES) else _side(graph, item.dep.handler)
+            if side == "in" and isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1:
+                raise UnsupportedModelError(
+                    f"layer {name!r} is a grouped convolution whose inputs are pruned with "
+                    f"{root_name!r}; grouped convolutions are not supported"
+                )
+            if None in item.root_idxs:
+                raise UnsupportedModelError(
+                    f"torch-pruning lost the unit mapping of layer {name!r} in the group of {root_name!r}"
+                )
+            slices.append(
+                UnitSlice(
+                    name,
+                    side,
+                    np.asarray(item.idxs, dtype=np.int64),
+                    np.asarray(item.root_idxs, dtype=np.int64),
+                )
+            )
+            if side == "out" and isinstance(module, PRUNABLE_TYPES):
+                producers.append(name)
+            layers.setdefault(name, _layer_info(name, module, macs.get(name, 0.0)))
+        if not isinstance(root, PRUNABLE_TYPES):
+            continue
+        is_conv = isinstance(root, nn.modules.conv._ConvNd)
+        groups.append(
+            PrunableGroup(
+                index=-1,
+                name=root_name,
+                kind="conv" if is_conv else "linear",
+                width=int(root.out_channels if is_conv else root.out_features),
+                in_width=int(root.in_channels if is_conv else root.in_features),
+                kernel_size=int(np.prod(root.kernel_size)) if is_conv else 1,
+                stride=int(np.prod(root.stride)) if is_conv else 1,
+                layers=sorted(producers, key=order.index),
+                slices=slices,
+            )
+        )
+    # The classifier's inputs belong to some group; make sure its info exists for estimates.
+    classifier_module = modules[classifier]
+    layers.setdefault(classifier, _layer_info(classifier, classifier_module, macs.get(classifier, 0.0)))
+    for name in order:
+        layers.setdefault(name, _layer_info(name, modules[name], macs.get(name, 0.0)))
+
+    if not groups:
+        raise UnsupportedModelError("the model has no prunable group besides its classifier")
+    groups.sort(key=lambda g: min(order.index(n) for n in g.layers))
+    total_params = sum(p.numel() for p in model.parameters())
+    total_macs = sum(macs.values())
+    for i, group in enumerate(groups):
+        group.index = i
+        group.params_share = _touched_params(group, layers) / max(total_params, 1)
+        group.flops_share = sum(layers[n].macs for n in {s.module for s in group.slices}) / max(
+            total_macs, 1.0
+        )
+    return GroupAnalysis(groups=groups, layers=layers, classifier=classifier, execution_order=order)
+
+
+def _layer_info(name: str, module: nn.Module, macs: float) -> LayerInfo:
+    if isinstance(module, nn.modules.conv._ConvNd):
+        out_size, in_size = module.out_channels, module.in_channels
+    elif isinstance(module, nn.Linear):
+        out_size, in_size = module.out_features, module.in_features
+    else:
+        out_size, in_size = getattr(module, "num_features", None), None
+    shapes = {k: tuple(p.shape) for k, p in module.named_parameters(recurse=False)}
+    return LayerInfo(name, shapes, float(macs), out_size, in_size)
+
+
+def _touched_params(group: PrunableGroup, layers: dict[str, LayerInfo]) -> int:
+    """Parameters that live in this group's slices (whole rows / columns of each layer)."""
+    total = 0
+    for s in group.slices:
+        info = layers[s.module]
+        for shape in info.param_shapes.values():
+            if s.side == "out":
+                total += len(s.positions) * int(np.prod(shape[1:]))
+            elif len(shape) > 1:
+                total += len(s.positions) * shape[0] * int(np.prod(shape[2:]))
+    return total
+
+
+def unit_importance(model: nn.Module, group: PrunableGroup) -> np.ndarray:
+    """L1 magnitude of each unit: the sum of |w| of every producer's output slice of that unit."""
+    modules = dict(model.named_modules())
+    scores = np.zeros(group.width, dtype=np.float64)
+    for s in group.slices:
+        if s.side != "out" or not isinstance(modules[s.module], PRUNABLE_TYPES):
+            continue
+        weight = modules[s.module].weight.detach()
+        per_position = weight.abs().flatten(1).sum(1).double().cpu().numpy()[s.positions]
+        np.add.at(scores, s.units, per_position)
+    return scores
