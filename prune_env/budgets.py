@@ -58,6 +58,12 @@ def measure_latency(model: nn.Module, inputs, *, warmup: int = 3, repeats: int =
     return statistics.median(times)
 
 
+def _single_example(inputs):
+    if isinstance(inputs, (tuple, list)):
+        return tuple(t[:1] for t in inputs)
+    return inputs[:1]
+
+
 class Budget:
     """A cost over the pruned network. ``relative`` budgets report pruned / dense ratios."""
 
@@ -92,8 +98,8 @@ class Flops(Budget):
     name = "flops"
 
     def bind(self, dense, example_inputs):
-        self._inputs = example_inputs
-        self._dense = count_macs(dense, example_inputs)
+        self._inputs = _single_example(example_inputs)  # MACs of one example, whatever the batch
+        self._dense = count_macs(dense, self._inputs)
 
     def measure(self, pruned):
         return count_macs(pruned, self._inputs) / self._dense

@@ -208,10 +208,7 @@ class PruneEnv(gym.Env):
             b.bind(self.model, self.example_inputs)
         self._report = [Params(), Flops()]
         for b in self._report:
-            b.bind(
-                self.model,
-                self.example_inputs[:1] if torch.is_tensor(self.example_inputs) else self.example_inputs,
-            )
+            b.bind(self.model, self.example_inputs)
         self.budget_cache = BudgetCache(self.budgets)
         self._report_cache = BudgetCache(self._report)
         self.estimate = StructureEstimate(self.analysis, self.model)

@@ -1,0 +1,84 @@
+"""Shared fixtures: small user models and data, and environments built once per session."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+import torch
+from torch import nn
+
+import prune_env  # noqa: F401  (registers PruneEnv-v0)
+
+
+class ResidualNet(nn.Module):
+    """A user model with a residual add: conv -> (conv, conv) + skip -> linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.bn0 = nn.BatchNorm2d(8)
+        self.conv1 = nn.Conv2d(8, 12, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(12)
+        self.conv2 = nn.Conv2d(12, 8, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.head = nn.Linear(8 * 4 * 4, 16)
+        self.out = nn.Linear(16, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.bn0(self.stem(x)))
+        y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        x = torch.relu(x + y)
+        x = nn.functional.adaptive_avg_pool2d(x, 4)
+        return self.out(torch.relu(self.head(torch.flatten(x, 1))))
+
+
+class ConcatFlattenNet(nn.Module):
+    """Concat, then flatten, then Linear: a topology torch-pruning 1.6 mis-prunes."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(1, 4, 3, padding=1)
+        self.b = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(8 * 8 * 8, 3)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.cat([self.a(x), self.b(x)], 1), 1))
+
+
+def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give BatchNorm layers non-trivial statistics, so masking bugs cannot hide behind 0/1."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return model.eval()
+
+
+@pytest.fixture
+def residual_data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 1, 8, 8, generator=g)
+    y = torch.randint(0, 3, (64,), generator=g)
+    return x, y
+
+
+@pytest.fixture
+def residual_model():
+    torch.manual_seed(0)
+    return randomize_batchnorm(ResidualNet())
+
+
+@pytest.fixture(scope="session")
+def mlp_env():
+    return gym.make("PruneEnv-v0", task="fashion-mnist-mlp", eval_samples=200).unwrapped
+
+
+def run_episode(env, actions):
+    """Step through one episode with the given actions; return every step's result."""
+    results = []
+    for action in actions:
+        results.append(env.step(action))
+    return results

@@ -1,0 +1,91 @@
+"""User models: residual connections work exactly; unsupported topologies fail at construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import ConcatFlattenNet
+
+import prune_env
+from prune_env import UnsupportedModelError
+
+
+def test_residual_user_model_groups_and_exact_export(residual_model, residual_data):
+    env = prune_env.PruneEnv(model=residual_model, eval_data=residual_data, budget="params", budget_limit=0.5)
+    assert env.task == "custom"
+    by_name = {g.name: g for g in env.groups}
+    # the stem and conv2 write the same residual stream: one coupled group
+    stream = next(g for g in env.groups if "conv2" in g.layers)
+    assert set(stream.layers) == {"stem", "conv2"} and stream.coupled
+    assert "conv1" in by_name and "out" not in by_name
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        env.reset(seed=0)
+        for g in env.groups:
+            action = np.zeros(env.max_units, dtype=np.int8)
+            action[: g.width] = rng.random(g.width) < 0.5
+            _, reward, done, _, info = env.step(action)
+        pruned = env.export()
+        masked = env._masked
+        x = residual_data[0][:16]
+        with torch.no_grad():
+            assert torch.allclose(pruned(x), masked(x), atol=1e-5)
+        assert (
+            stream.width
+            > pruned.stem.out_channels
+            == pruned.conv2.out_channels
+            == info["widths"][stream.name]
+        )
+        expected = sum(p.numel() for p in pruned.parameters()) / sum(
+            p.numel() for p in residual_model.parameters()
+        )
+        assert info["cost"] == pytest.approx(expected)
+        with torch.no_grad():
+            acc = float((pruned(residual_data[0]).argmax(1) == residual_data[1]).float().mean())
+        assert reward == pytest.approx(acc)
+
+
+def test_export_with_explicit_masks(residual_model, residual_data):
+    env = prune_env.PruneEnv(model=residual_model, eval_data=residual_data)
+    masks = {g.name: [0, 2] for g in env.groups}
+    pruned = env.export(masks)
+    assert pruned.conv1.out_channels == 2 and pruned.stem.out_channels == 2
+    with pytest.raises(ValueError, match="unknown group"):
+        env.export({"nope": [0]})
+    with pytest.raises(ValueError, match=r"must be in \[0"):
+        env.export({env.groups[0].name: [99]})
+    with pytest.raises(ValueError, match="at least one unit"):
+        env.export({env.groups[0].name: []})
+
+
+def test_concat_flatten_linear_is_rejected_naming_the_layers():
+    torch.manual_seed(0)
+    model = ConcatFlattenNet().eval()
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,))
+    with pytest.raises(UnsupportedModelError, match="'a'|'b'"):
+        prune_env.PruneEnv(model=model, eval_data=(x, y))
+
+
+def test_dataloader_eval_data_and_finetune_needs_train_data(residual_model, residual_data):
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*residual_data), batch_size=10)
+    env = prune_env.PruneEnv(model=residual_model, eval_data=loader, eval_samples=25)
+    assert env.eval_labels.shape == (25,)
+    with pytest.raises(ValueError, match="train_data"):
+        env.finetune_steps = 5
+    env = prune_env.PruneEnv(model=residual_model, eval_data=loader, train_data=loader, finetune_steps=2)
+    env.reset(seed=0)
+    for _ in range(env.num_groups):
+        *_, info = env.step(np.ones(env.max_units, dtype=np.int8))
+    assert 0.0 <= info["accuracy"] <= 1.0
+
+
+def test_custom_model_needs_eval_data(residual_model):
+    with pytest.raises(ValueError, match="eval_data"):
+        prune_env.PruneEnv(model=residual_model)
+
+
+def test_model_without_prunable_layers_is_rejected():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    with pytest.raises(UnsupportedModelError, match="no prunable group"):
+        prune_env.PruneEnv(model=model, eval_data=(torch.randn(4, 4), torch.zeros(4, dtype=torch.long)))
