@@ -162,7 +162,7 @@ class PIDLagrange(Lagrange):
         self._delta_smoothed = a * self._delta_smoothed + (1 - a) * delta
         self._cost_smoothed = b * self._cost_smoothed + (1 - b) * costs
         self._cost_history.append(self._cost_smoothed.copy())
-        self._cost_history = self._cost_history[-self.d_delay :]
+        self._cost_history = self._cost_history[-(self.d_delay + 1) :]
         derivative = np.maximum(0.0, self._cost_smoothed - self._cost_history[0])
         raw = self.kp * self._delta_smoothed + self._integral + self.kd * derivative
         self.values = self._project(raw)

@@ -1,0 +1,1 @@
+"""Default hyperparameters of the registered agents, one readable file per algorithm family."""

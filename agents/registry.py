@@ -1,0 +1,137 @@
+"""Named agents for scripts and leaderboards: ``make_agent(name, env, **overrides)``.
+
+Constrained agents (``ppo-lag``, ``ppo-pid-lag``) read the cost from ``info``; the ``*-penalty``
+agents are unconstrained algorithms trained on :class:`prune_env.wrappers.CostPenalty`
+(reward minus ``penalty_coef`` times cost), the fixed-penalty baseline.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.hyperparams import a2c, ppo, td3, trpo
+from prune_env.wrappers import CostPenalty
+
+
+def _ppo_lag():
+    from agents.ppo_lag import PPOLag
+
+    return PPOLag
+
+
+def _sb3(name: str):
+    def load():
+        import stable_baselines3
+
+        return getattr(stable_baselines3, name)
+
+    return load
+
+
+def _contrib(name: str):
+    def load():
+        import sb3_contrib
+
+        return getattr(sb3_contrib, name)
+
+    return load
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str
+    load_class: Callable[[], type]
+    policy: str
+    defaults: dict
+    penalty: bool
+    action_space: type | None  # required action space type, if any
+    description: str
+
+
+AGENTS: dict[str, AgentSpec] = {
+    s.name: s
+    for s in [
+        AgentSpec("ppo-lag", _ppo_lag, "MlpPolicy", ppo.PPO_LAG, False, None,
+                  "PPO-Lagrangian, projected-gradient multiplier (the paper's method)"),
+        AgentSpec("ppo-pid-lag", _ppo_lag, "MlpPolicy", ppo.PPO_PID_LAG, False, None,
+                  "PPO-Lagrangian with a PID multiplier (Stooke et al. 2020)"),
+        AgentSpec("ppo-penalty", _sb3("PPO"), "MlpPolicy", ppo.PPO, True, None,
+                  "PPO on reward - coef * cost"),
+        AgentSpec("maskable-ppo-penalty", _contrib("MaskablePPO"), "MlpPolicy", ppo.PPO, True, gym.spaces.MultiBinary,
+                  "sb3-contrib MaskablePPO on reward - coef * cost (mask mode)"),
+        AgentSpec("a2c-penalty", _sb3("A2C"), "MlpPolicy", a2c.A2C, True, None,
+                  "A2C on reward - coef * cost"),
+        AgentSpec("trpo-penalty", _contrib("TRPO"), "MlpPolicy", trpo.TRPO, True, None,
+                  "sb3-contrib TRPO on reward - coef * cost"),
+        AgentSpec("recurrent-ppo-penalty", _contrib("RecurrentPPO"), "MlpLstmPolicy", ppo.RECURRENT_PPO, True, None,
+                  "sb3-contrib RecurrentPPO (LSTM) on reward - coef * cost"),
+        AgentSpec("td3-ratio-penalty", _sb3("TD3"), "MlpPolicy", td3.TD3, True, gym.spaces.Box,
+                  "TD3 on reward - coef * cost (ratio mode: one keep-fraction per group)"),
+    ]
+}  # fmt: skip
+
+
+def list_agents() -> list[str]:
+    """Names accepted by :func:`make_agent`."""
+    return list(AGENTS)
+
+
+def known_hyperparameters(cls: type) -> set[str]:
+    """Constructor arguments of ``cls`` and its bases (what a defaults file may set)."""
+    keys: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        for p in inspect.signature(klass.__init__).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                keys.add(p.name)
+    return keys - {"self", "policy", "env", "_init_setup_model"}
+
+
+def validate_hyperparameters(name: str, params: dict) -> None:
+    spec = get_agent_spec(name)
+    known = known_hyperparameters(spec.load_class())
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"unknown hyperparameter(s) {unknown} for agent {name!r}; known: {sorted(known)}")
+
+
+def get_agent_spec(name: str) -> AgentSpec:
+    if name not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; known agents: {', '.join(AGENTS)}")
+    return AGENTS[name]
+
+
+def make_agent(name: str, env, *, penalty_coef: float = 1.0, **overrides):
+    """Build the named agent on ``env`` with its defaults updated by ``overrides``.
+
+    Penalty agents wrap ``env`` (a ``gym.Env``) in ``CostPenalty(env, penalty_coef)``.
+    Unknown hyperparameters are an error, not silently ignored.
+    """
+    spec = get_agent_spec(name)
+    cls = spec.load_class()
+    params = {**copy.deepcopy(spec.defaults), **overrides}
+    validate_hyperparameters(name, params)
+    space = env.action_space
+    if spec.action_space is not None and not isinstance(space, spec.action_space):
+        hint = "action_mode='ratio'" if spec.action_space is gym.spaces.Box else "action_mode='mask'"
+        raise ValueError(
+            f"agent {name!r} needs a {spec.action_space.__name__} action space: make the env with {hint}"
+        )
+    if spec.penalty:
+        if isinstance(env, VecEnv):
+            raise TypeError(f"agent {name!r} wraps a gym.Env in CostPenalty; pass one env, not a VecEnv")
+        env = CostPenalty(env, penalty_coef)
+    if name == "td3-ratio-penalty" and params.get("action_noise") is None:
+        from stable_baselines3.common.noise import NormalActionNoise
+
+        dim = int(np.prod(space.shape))
+        params["action_noise"] = NormalActionNoise(np.zeros(dim), 0.1 * np.ones(dim))
+    return cls(spec.policy, env, **params)

@@ -1,0 +1,79 @@
+"""Wrappers that connect the env to the rest of the RL world.
+
+- :class:`CostPenalty`: reward minus ``coef`` times cost, so any unconstrained algorithm (PPO,
+  A2C, TRPO, MaskablePPO, SAC, TD3, ...) runs as a fixed-penalty baseline.
+- :class:`Gymnasium2SafetyGymnasium`: Safety-Gymnasium's 6-tuple ``step`` (obs, reward, cost,
+  terminated, truncated, info), for CMDP libraries that speak it.
+- :class:`SafetyGymnasium2Gymnasium`: the way back, cost moved into ``info["cost"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gymnasium as gym
+import numpy as np
+
+
+def _info_costs(info: dict, key: str = "cost") -> np.ndarray:
+    if "costs" in info:
+        return np.asarray(info["costs"], dtype=np.float64).reshape(-1)
+    if key in info:
+        return np.asarray([info[key]], dtype=np.float64)
+    raise KeyError(
+        f"the wrapped env reported no cost: info has neither {key!r} nor 'costs' (keys {sorted(info)})"
+    )
+
+
+class CostPenalty(gym.Wrapper):
+    """Reward minus ``coef`` times cost (with several budgets, ``coef`` may be a list).
+
+    The original reward stays in ``info["unpenalized_reward"]``; the cost stays in ``info``.
+    """
+
+    def __init__(self, env: gym.Env, coef: float | Sequence[float] = 1.0, cost_key: str = "cost"):
+        super().__init__(env)
+        self.coef = np.asarray(coef, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(self.coef)):
+            raise ValueError(f"coef must be finite, got {coef!r}")
+        self.cost_key = cost_key
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        costs = _info_costs(info, self.cost_key)
+        if self.coef.size == 1:
+            penalty = self.coef[0] * costs[0]  # one coefficient penalizes the primary cost
+        elif self.coef.size == costs.size:
+            penalty = float(self.coef @ costs)
+        else:
+            raise ValueError(
+                f"CostPenalty has {self.coef.size} coefficients but the env reports {costs.size} costs"
+            )
+        return obs, float(reward - penalty), terminated, truncated, {**info, "unpenalized_reward": reward}
+
+
+class Gymnasium2SafetyGymnasium(gym.Wrapper):
+    """``step`` returns (obs, reward, cost, terminated, truncated, info), cost from ``info``."""
+
+    def __init__(self, env: gym.Env, cost_key: str = "cost"):
+        super().__init__(env)
+        self.cost_key = cost_key
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if self.cost_key not in info:
+            raise KeyError(f"the wrapped env reported no info[{self.cost_key!r}] (keys {sorted(info)})")
+        return obs, reward, float(info[self.cost_key]), terminated, truncated, info
+
+
+class SafetyGymnasium2Gymnasium(gym.Wrapper):
+    """Turns a 6-tuple ``step`` into Gymnasium's 5-tuple, with the cost in ``info["cost"]``."""
+
+    def step(self, action):
+        result = self.env.step(action)
+        if len(result) != 6:
+            raise ValueError(
+                f"expected a 6-tuple (obs, reward, cost, terminated, truncated, info), got {len(result)} items"
+            )
+        obs, reward, cost, terminated, truncated, info = result
+        return obs, reward, terminated, truncated, {**info, "cost": float(cost)}

@@ -1,0 +1,81 @@
+"""Lagrange multipliers: direction, projection, optimizers, PID terms, state round-trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.common.lagrange import GradientLagrange, PIDLagrange, make_lagrange
+
+
+def test_gradient_multiplier_rises_while_violated_and_falls_when_satisfied():
+    lag = GradientLagrange(cost_limit=0.5, initial_value=1.0, lr=0.1)
+    lag.update(0.9)
+    assert lag.value == pytest.approx(1.0 + 0.1 * 0.4)
+    lag.update(0.2)
+    assert lag.value == pytest.approx(1.04 - 0.1 * 0.3)
+    for _ in range(100):
+        lag.update(0.0)
+    assert lag.value == 0.0  # projected onto lambda >= 0
+
+
+def test_upper_bound_and_multiple_constraints():
+    lag = GradientLagrange(cost_limit=[0.1, 0.5], initial_value=0.0, lr=1.0, upper_bound=2.0)
+    values = lag.update([5.0, 0.7])
+    np.testing.assert_allclose(values, [2.0, 0.2])
+    assert isinstance(lag.value, np.ndarray) and lag.n_constraints == 2
+    with pytest.raises(ValueError, match="2 finite numbers"):
+        lag.update([1.0, 2.0, 3.0])
+
+
+def test_adam_multiplier_moves_lr_per_step_in_the_violation_direction():
+    lag = GradientLagrange(cost_limit=0.5, initial_value=1.0, lr=0.01, optimizer="adam")
+    lag.update(10.0)
+    assert lag.value == pytest.approx(1.01, abs=1e-6)  # Adam's first step is lr * sign
+    lag.update(-10.0)
+    assert lag.value < 1.01
+
+
+def test_pid_integral_is_the_classic_multiplier_and_terms_add():
+    pure_i = PIDLagrange(cost_limit=1.0, kp=0.0, ki=0.5, kd=0.0)
+    pure_i.update(3.0)
+    assert pure_i.value == pytest.approx(1.0)
+    pure_i.update(0.0)
+    assert pure_i.value == pytest.approx(0.5)
+    pid = PIDLagrange(cost_limit=1.0, kp=1.0, ki=0.0, kd=0.0, delta_ema=0.0)
+    pid.update(1.5)
+    assert pid.value == pytest.approx(0.5)  # proportional on the (unsmoothed) violation
+    pid.update(0.2)
+    assert pid.value == 0.0  # projected
+    d = PIDLagrange(cost_limit=10.0, kp=0.0, ki=0.0, kd=1.0, cost_ema=0.0, d_delay=1)
+    d.update(1.0)
+    d.update(3.0)
+    assert d.value == pytest.approx(2.0)  # derivative of a rising cost, even below the limit
+
+
+@pytest.mark.parametrize(
+    "kind, kwargs",
+    [("gradient", {"optimizer": "adam", "lr": 0.1}), ("pid", {"kp": 0.3, "ki": 0.2, "kd": 0.4})],
+)
+def test_state_dict_round_trip_resumes_identically(kind, kwargs):
+    costs = [0.9, 0.7, 1.2, 0.1, 0.4, 0.8]
+    a = make_lagrange(kind, 0.5, **kwargs)
+    b = make_lagrange(kind, 0.5, **kwargs)
+    for c in costs[:3]:
+        a.update(c)
+        b.update(c)
+    c_ = make_lagrange(kind, 0.5, **kwargs)
+    c_.load_state_dict(b.state_dict())
+    for c in costs[3:]:
+        a.update(c)
+        c_.update(c)
+    assert a.value == c_.value
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="lagrangian must be one of"):
+        make_lagrange("newton", 0.5)
+    with pytest.raises(ValueError, match="optimizer"):
+        GradientLagrange(0.5, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="upper_bound"):
+        GradientLagrange(0.5, upper_bound=0.0)

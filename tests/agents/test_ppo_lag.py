@@ -1,0 +1,150 @@
+"""PPOLag: constraint satisfaction, equivalence to PPO, save/load, cost conventions, logging."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import SubprocVecEnv
+from toy_envs import GreedyBreaksLimitEnv
+
+from agents import MissingCostError, PPOLag
+
+FAST = dict(n_steps=64, batch_size=32, n_epochs=2, policy_kwargs=dict(net_arch=[16]))
+
+
+class RolloutRecorder(BaseCallback):
+    """Multiplier and mean episodic cost after every rollout."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = []
+
+    def _on_rollout_end(self):
+        episodes = self.model._rollout_episode_costs
+        self.history.append((float(self.model.lagrange_multiplier), float(np.mean(np.stack(episodes)[:, 0]))))
+
+    def _on_step(self):
+        return True
+
+
+def _toy(n_envs=2, **kwargs):
+    return make_vec_env(lambda: GreedyBreaksLimitEnv(**kwargs), n_envs=n_envs, seed=0)
+
+
+def test_ppo_lag_respects_the_limit_where_ppo_does_not():
+    kwargs = dict(n_steps=200, batch_size=100, learning_rate=1e-3, seed=0, policy_kwargs=dict(net_arch=[16]))
+    recorder = RolloutRecorder()
+    lag = PPOLag("MlpPolicy", _toy(), lagrange_kwargs=dict(initial_value=1.0, lr=0.1), **kwargs)
+    assert lag.cost_limit == pytest.approx(1.5)  # taken from env.budget_limit
+    lag.learn(20_000, callback=recorder)
+    multipliers, costs = map(np.asarray, zip(*recorder.history))
+    final_cost = costs[-8:].mean()
+    assert final_cost <= 1.5 * 1.15, costs[-8:]
+    peak = int(multipliers.argmax())
+    assert costs[: peak + 1].max() > 1.5 and multipliers[peak] > multipliers[0] + 1.0  # rose while violated
+    assert multipliers[-1] < multipliers[peak]  # and fell back once the limit held
+
+    ppo = PPO("MlpPolicy", _toy(), **kwargs)
+    ppo.learn(20_000)
+    assert np.mean([ep["r"] for ep in ppo.ep_info_buffer]) > 4.5  # greedy: cost == reward == 5
+
+
+def test_with_multiplier_fixed_at_zero_updates_equal_ppo():
+    common = dict(FAST, seed=3, learning_rate=1e-3)
+    # one model at a time: both draw from torch's global random stream
+    lag = PPOLag(
+        "MlpPolicy", _toy(), cost_vf_coef=0.0, lagrange_kwargs=dict(initial_value=0.0, lr=0.0), **common
+    )
+    lag_initial = {k: v.clone() for k, v in lag.policy.state_dict().items()}
+    lag.learn(256)
+    ppo = PPO("MlpPolicy", _toy(), **common)
+    for k, v in ppo.policy.state_dict().items():
+        assert th.equal(v, lag_initial[k]), k  # the cost critic does not shift the initial weights
+    ppo.learn(256)
+    assert lag.lagrange_multiplier == 0.0
+    changed = 0
+    for k, v in ppo.policy.state_dict().items():
+        assert th.equal(v, lag.policy.state_dict()[k]), k
+        changed += not th.equal(v, lag_initial[k])
+    assert changed > 0  # both really trained
+
+
+def test_cost_critic_is_trained():
+    lag = PPOLag("MlpPolicy", _toy(), cost_limit=1.5, seed=0, **FAST)
+    before = [p.clone() for p in lag.policy.cost_value_net.parameters()]
+    lag.learn(128)
+    assert any(not th.equal(a, b) for a, b in zip(before, lag.policy.cost_value_net.parameters()))
+
+
+@pytest.mark.parametrize("lagrangian", ["gradient", "pid"])
+def test_save_load_continue_gives_same_multiplier(tmp_path, lagrangian):
+    # a fixed cost per step makes the multiplier's path independent of sampled actions
+    common = dict(FAST, seed=1, lagrangian=lagrangian, lagrange_kwargs=dict(initial_value=0.5))
+    env = lambda: _toy(n_envs=1, fixed_cost=0.5)  # noqa: E731
+    straight = PPOLag("MlpPolicy", env(), **common)
+    straight.learn(64 * 6)
+    resumed = PPOLag("MlpPolicy", env(), **common)
+    resumed.learn(64 * 3)
+    resumed.save(tmp_path / "agent")
+    loaded = PPOLag.load(tmp_path / "agent", env=env())
+    assert loaded.lagrange_multiplier == resumed.lagrange_multiplier != 0.5
+    loaded.learn(64 * 3, reset_num_timesteps=False)
+    assert loaded.num_timesteps == straight.num_timesteps
+    assert loaded.lagrange_multiplier == pytest.approx(straight.lagrange_multiplier, rel=1e-12)
+    fresh = PPOLag("MlpPolicy", env(), **common)
+    fresh.learn(64 * 3)  # without the saved state, the multiplier would restart
+    assert fresh.lagrange_multiplier != pytest.approx(straight.lagrange_multiplier)
+
+
+def test_missing_cost_is_an_error():
+    lag = PPOLag("MlpPolicy", _toy(report_cost=False), cost_limit=1.0, seed=0, **FAST)
+    with pytest.raises(MissingCostError, match=r"info\['cost'\]"):
+        lag.learn(64)
+
+
+def test_cost_limit_required_without_budget_limit():
+    env = make_vec_env(lambda: GreedyBreaksLimitEnv(), n_envs=1)
+    env.envs[0].unwrapped.__dict__.pop("budget_limit")
+    with pytest.raises(ValueError, match="pass cost_limit"):
+        PPOLag("MlpPolicy", env, **FAST)
+
+
+def test_two_constraints_two_multipliers():
+    lag = PPOLag(
+        "MlpPolicy",
+        _toy(two_costs=True),
+        cost_limit=[1.0, 0.1],
+        seed=0,
+        lagrange_kwargs=dict(initial_value=0.0, lr=0.1),
+        **FAST,
+    )
+    lag.learn(128)
+    values = lag.lagrange_multiplier
+    assert values.shape == (2,) and (values > 0).all()
+    with pytest.raises(ValueError, match="one cost_limit per cost"):
+        PPOLag("MlpPolicy", _toy(two_costs=True), cost_limit=1.0, seed=0, **FAST).learn(64)
+
+
+@pytest.mark.parametrize("action", ["multibinary", "box"])
+def test_logs_and_action_spaces(tmp_path, action):
+    lag = PPOLag("MlpPolicy", _toy(action=action), seed=0, **FAST)
+    lag.set_logger(configure(str(tmp_path), ["csv"]))
+    lag.learn(3 * 128)  # train/ keys are dumped with the rollout after the update
+    logged = (tmp_path / "progress.csv").read_text()
+    for key in ("rollout/ep_cost_mean", "train/lagrange_multiplier", "train/cost_value_loss"):
+        assert key in logged
+
+
+def test_subproc_vec_env():
+    env = make_vec_env(lambda: GreedyBreaksLimitEnv(), n_envs=2, vec_env_cls=SubprocVecEnv, seed=0)
+    try:
+        lag = PPOLag("MlpPolicy", env, seed=0, **FAST)
+        lag.learn(128)
+        assert len(lag.ep_cost_buffer) > 0
+    finally:
+        env.close()
