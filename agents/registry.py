@@ -17,7 +17,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.hyperparams import a2c, ppo, td3, trpo
-from prune_env.wrappers import CostPenalty
+from prune_env.wrappers import CostPenalty, MultiBinaryAsMultiDiscrete
 
 
 def _ppo_lag():
@@ -129,6 +129,8 @@ def make_agent(name: str, env, *, penalty_coef: float = 1.0, **overrides):
         if isinstance(env, VecEnv):
             raise TypeError(f"agent {name!r} wraps a gym.Env in CostPenalty; pass one env, not a VecEnv")
         env = CostPenalty(env, penalty_coef)
+        if name == "recurrent-ppo-penalty" and isinstance(space, gym.spaces.MultiBinary):
+            env = MultiBinaryAsMultiDiscrete(env)  # its loss fails on MultiBinary's int8 actions
     if name == "td3-ratio-penalty" and params.get("action_noise") is None:
         from stable_baselines3.common.noise import NormalActionNoise
 

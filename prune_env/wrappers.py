@@ -77,3 +77,17 @@ class SafetyGymnasium2Gymnasium(gym.Wrapper):
             )
         obs, reward, cost, terminated, truncated, info = result
         return obs, reward, terminated, truncated, {**info, "cost": float(cost)}
+
+
+class MultiBinaryAsMultiDiscrete(gym.ActionWrapper):
+    """Presents ``MultiBinary(n)`` as ``MultiDiscrete([2] * n)``, for algorithms that mishandle
+    MultiBinary's int8 actions (sb3-contrib's RecurrentPPO fails in its loss on them)."""
+
+    def __init__(self, env: gym.Env):
+        if not isinstance(env.action_space, gym.spaces.MultiBinary):
+            raise TypeError(f"expected a MultiBinary action space, got {env.action_space}")
+        super().__init__(env)
+        self.action_space = gym.spaces.MultiDiscrete([2] * int(np.prod(env.action_space.shape)))
+
+    def action(self, action):
+        return np.asarray(action, dtype=np.int8).reshape(self.env.action_space.shape)

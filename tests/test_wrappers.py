@@ -1,0 +1,46 @@
+"""Cost penalty and the Safety-Gymnasium 6-tuple convention, both ways."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from toy_envs import GreedyBreaksLimitEnv
+
+from prune_env.wrappers import CostPenalty, Gymnasium2SafetyGymnasium, SafetyGymnasium2Gymnasium
+
+
+def test_cost_penalty_subtracts_coef_times_cost():
+    env = CostPenalty(GreedyBreaksLimitEnv(), coef=0.25)
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(np.array([1, 1, 0, 0]))
+    assert info["unpenalized_reward"] == 0.5 and info["cost"] == 0.5
+    assert reward == pytest.approx(0.5 - 0.25 * 0.5)
+
+
+def test_cost_penalty_with_one_coefficient_per_cost():
+    env = CostPenalty(GreedyBreaksLimitEnv(two_costs=True), coef=[1.0, 2.0])
+    env.reset(seed=0)
+    _, reward, *_ = env.step(np.array([1, 1, 1, 1]))
+    assert reward == pytest.approx(1.0 - (1.0 * 1.0 + 2.0 * 0.5))
+    bad = CostPenalty(GreedyBreaksLimitEnv(two_costs=True), coef=[1.0, 2.0, 3.0])
+    bad.reset()
+    with pytest.raises(ValueError, match="3 coefficients"):
+        bad.step(np.ones(4))
+
+
+def test_cost_penalty_without_cost_is_an_error():
+    env = CostPenalty(GreedyBreaksLimitEnv(report_cost=False))
+    env.reset()
+    with pytest.raises(KeyError, match="no cost"):
+        env.step(np.ones(4))
+
+
+def test_safety_gymnasium_round_trip():
+    six = Gymnasium2SafetyGymnasium(GreedyBreaksLimitEnv())
+    six.reset(seed=0)
+    obs, reward, cost, terminated, truncated, info = six.step(np.array([1, 0, 0, 0]))
+    assert (reward, cost, terminated, truncated) == (0.25, 0.25, False, False)
+    five = SafetyGymnasium2Gymnasium(Gymnasium2SafetyGymnasium(GreedyBreaksLimitEnv()))
+    five.reset(seed=0)
+    result = five.step(np.array([1, 1, 1, 0]))
+    assert len(result) == 5 and result[4]["cost"] == 0.75 and result[1] == 0.75
