@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.wrappers import RescaleAction
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.hyperparams import a2c, ppo, td3, trpo
@@ -125,6 +126,14 @@ def make_agent(name: str, env, *, penalty_coef: float = 1.0, **overrides):
         raise ValueError(
             f"agent {name!r} needs a {spec.action_space.__name__} action space: make the env with {hint}"
         )
+    if (
+        isinstance(space, gym.spaces.Box)
+        and not isinstance(env, VecEnv)
+        and not (np.all(space.low == -1) and np.all(space.high == 1))
+    ):
+        # Gaussian policies start at mean 0: rescaled, that is the middle of the range
+        # (keep half the units) instead of a clipped edge (keep one unit).
+        env = RescaleAction(env, np.full(space.shape, -1.0, np.float32), np.full(space.shape, 1.0, np.float32))
     if spec.penalty:
         if isinstance(env, VecEnv):
             raise TypeError(f"agent {name!r} wraps a gym.Env in CostPenalty; pass one env, not a VecEnv")

@@ -1,6 +1,6 @@
 """Prune the default task (a CNN on Fashion-MNIST) to 10% of its parameters with PPOLag.
 
-    python examples/train_ppo_lag.py [--timesteps 6000] [--seed 0]
+python examples/train_ppo_lag.py [--timesteps 6000] [--seed 0]
 """
 
 import argparse
@@ -42,10 +42,16 @@ wall = time.time() - start
 last = episodes.finals[-100:]
 inside = np.mean([info["constraint_satisfied"] for info in last])
 feasible = [info for info in episodes.finals if info["constraint_satisfied"]]
-print(f"{args.timesteps} timesteps, {len(episodes.finals)} episodes in {wall:.0f} s; lambda = {model.lagrange_multiplier:.3f}")
-print(f"last {len(last)} episodes: {inside:.0%} inside the budget, mean cost {np.mean([i['cost'] for i in last]):.3f}, "
-      f"mean validation accuracy {np.mean([i['accuracy'] for i in last]):.3f}")
+print(
+    f"{args.timesteps} timesteps, {len(episodes.finals)} episodes in {wall:.0f} s; lambda = {model.lagrange_multiplier:.3f}"
+)
+print(
+    f"last {len(last)} episodes: {inside:.0%} inside the budget, mean cost {np.mean([i['cost'] for i in last]):.3f}, "
+    f"mean validation accuracy {np.mean([i['accuracy'] for i in last]):.3f}"
+)
 if feasible:
     best = max(feasible, key=lambda info: info["accuracy"])
-    print(f"best network within the budget: validation accuracy {best['accuracy']:.4f}, params ratio {best['params_ratio']:.3f}, "
-          f"FLOPs ratio {best['flops_ratio']:.3f}, widths {best['widths']}")
+    print(
+        f"best network within the budget: validation accuracy {best['accuracy']:.4f}, params ratio {best['params_ratio']:.3f}, "
+        f"FLOPs ratio {best['flops_ratio']:.3f}, widths {best['widths']}"
+    )

@@ -96,12 +96,15 @@ def load_dataset(
     *,
     val_size: int = DEFAULT_VAL_SIZE,
     split_seed: int = DEFAULT_SPLIT_SEED,
-    download: bool = True,
+    download: bool | None = None,
 ) -> Dataset:
     """Load ``"fashion-mnist"`` or ``"cifar10"`` with train / validation / test splits.
 
+    ``download=None`` downloads unless ``$PRUNE_ENV_NO_DOWNLOAD`` is set (offline machines).
     Results are cached in-process, so many environments share one copy of the images.
     """
+    if download is None:
+        download = not os.environ.get("PRUNE_ENV_NO_DOWNLOAD")
     key = None if data_dir is None else str(Path(data_dir).expanduser().resolve())
     return _load_dataset_cached(name, key, int(val_size), int(split_seed), bool(download))
 

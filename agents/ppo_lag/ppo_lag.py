@@ -51,6 +51,11 @@ class PPOLag(PPO):
         cost_vf_coef: weight of the cost critic's loss.
         cost_key: ``info`` key of a scalar cost.
         cost_net_arch: hidden sizes of the cost critic (default: the value network's).
+        scale_cost_advantage: divide the centred cost advantage by the reward advantage's
+            standard deviation too. Normalizing only the reward advantage (the paper's choice,
+            the default) rescales the Lagrangian, so lambda must grow by 1 / std(A_r) before the
+            cost counts; with this option the combined advantage is the normalized advantage of
+            the Lagrangian itself and lambda stays in the units of reward per unit of cost.
         **kwargs: every other ``PPO`` argument.
     """
 
@@ -68,6 +73,7 @@ class PPOLag(PPO):
         cost_vf_coef: float = 0.5,
         cost_key: str = "cost",
         cost_net_arch: list[int] | None = None,
+        scale_cost_advantage: bool = False,
         _init_setup_model: bool = True,
         **kwargs,
     ):
@@ -79,6 +85,7 @@ class PPOLag(PPO):
         self.cost_vf_coef = float(cost_vf_coef)
         self.cost_key = cost_key
         self.cost_net_arch = cost_net_arch
+        self.scale_cost_advantage = bool(scale_cost_advantage)
         self.lagrange: Lagrange | None = None
         if _init_setup_model:
             self._setup_model()
@@ -271,8 +278,11 @@ class PPOLag(PPO):
                 advantages = rollout_data.advantages
                 cost_advantages = rollout_data.cost_advantages
                 if self.normalize_advantage and len(advantages) > 1:
-                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                    reward_std = advantages.std() + 1e-8
+                    advantages = (advantages - advantages.mean()) / reward_std
                     cost_advantages = cost_advantages - cost_advantages.mean(0, keepdim=True)
+                    if self.scale_cost_advantage:
+                        cost_advantages = cost_advantages / reward_std
                 advantages = (advantages - (cost_advantages * multipliers).sum(-1)) / (
                     1.0 + multipliers.sum()
                 )

@@ -148,3 +148,22 @@ def test_subproc_vec_env():
         assert len(lag.ep_cost_buffer) > 0
     finally:
         env.close()
+
+
+def test_truncated_episodes_bootstrap_the_cost_value():
+    from gymnasium.wrappers import TimeLimit
+
+    env = make_vec_env(
+        lambda: TimeLimit(GreedyBreaksLimitEnv(horizon=5), max_episode_steps=3), n_envs=1, seed=0
+    )
+    lag = PPOLag("MlpPolicy", env, cost_limit=1.0, seed=0, learning_rate=0.0, **{**FAST, "n_steps": 12})
+    lag.learn(12)  # lr 0: the critic that bootstrapped is the critic we query below
+    buf = lag.rollout_buffer
+    used = buf.actions.reshape(12, -1).mean(1)  # the toy's raw cost of each step
+    extra = buf.costs[:, 0, 0] - used
+    terminal_obs = th.tensor([[3 / 5, 1.0]])
+    with th.no_grad():
+        bootstrap = lag.cost_gamma * float(lag.policy.predict_cost_values(terminal_obs)[0, 0])
+    truncated_steps = [2, 5, 8, 11]
+    np.testing.assert_allclose(extra[truncated_steps], bootstrap, rtol=1e-5)
+    np.testing.assert_allclose(np.delete(extra, truncated_steps), 0.0, atol=1e-7)

@@ -1,0 +1,191 @@
+"""``prune-env``: the command line (thin: it parses, then calls library functions).
+
+Subcommands: ``prune`` (the main job), ``pretrain``, ``tasks``, ``agents``, ``evaluate``.
+Bad input ends with a one-line ``error: ...`` and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from prune_env.pipeline import PruneConfig
+
+
+def _schedule(text: str) -> list[int]:
+    try:
+        steps = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 0,32,128, got {text!r}"
+        ) from exc
+    if any(s < 0 for s in steps):
+        raise argparse.ArgumentTypeError("fine-tune steps must be >= 0")
+    return steps
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = PruneConfig()
+    parser = argparse.ArgumentParser(
+        prog="prune-env", description="Prune neural networks under compute budgets with constrained RL."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prune", help="train an agent, prune to the budget, fine-tune, report (the main job)")
+    p.add_argument(
+        "--task", default=defaults.task, help=f"a task of `prune-env tasks` (default {defaults.task})"
+    )
+    p.add_argument(
+        "--budget",
+        default=defaults.budget,
+        choices=["params", "flops", "latency"],
+        help="budget kind (pruned/dense ratio)",
+    )
+    p.add_argument(
+        "--limit",
+        type=float,
+        default=defaults.limit,
+        help="largest allowed ratio, in (0, 1] (default %(default)s)",
+    )
+    p.add_argument(
+        "--agent", default=defaults.agent, help="an agent of `prune-env agents` (default %(default)s)"
+    )
+    p.add_argument(
+        "--timesteps",
+        type=_positive_int,
+        default=defaults.timesteps,
+        help="agent training steps (default %(default)s)",
+    )
+    p.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=defaults.finetune_epochs,
+        help="epochs of fine-tune of the pruned network",
+    )
+    p.add_argument(
+        "--episode-finetune",
+        type=_schedule,
+        default=[],
+        help="per-episode fine-tune steps over equal parts of training, e.g. 0,32,128",
+    )
+    p.add_argument("--action-mode", choices=["mask", "ratio"], default=None, help="default: the agent's own")
+    p.add_argument(
+        "--eval-samples",
+        type=_positive_int,
+        default=defaults.eval_samples,
+        help="validation images per reward",
+    )
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--out", default=defaults.out, help="output directory (default %(default)s)")
+    p.add_argument("--data-dir", default=None, help="where the dataset is (default: searched)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("pretrain", help="train a task's dense network and cache its checkpoint")
+    p.add_argument("--task", required=True)
+    p.add_argument("--epochs", type=_positive_int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="checkpoint path (default: the task's cache path)")
+
+    sub.add_parser("tasks", help="list the task zoo")
+    sub.add_parser("agents", help="list the registered agents")
+
+    p = sub.add_parser("evaluate", help="reload a run's exported model and re-check its test accuracy")
+    p.add_argument("run_dir")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--tolerance", type=float, default=1e-4)
+    return parser
+
+
+def _prune(args) -> int:
+    from prune_env.pipeline import run_prune
+
+    if not 0.0 < args.limit <= 1.0:
+        raise ValueError(f"--limit is a pruned/dense ratio and must be in (0, 1], got {args.limit}")
+    cfg = PruneConfig(
+        task=args.task, budget=args.budget, limit=args.limit, agent=args.agent, timesteps=args.timesteps,
+        finetune_epochs=args.finetune_epochs, seed=args.seed, out=args.out, episode_finetune=args.episode_finetune,
+        action_mode=args.action_mode, eval_samples=args.eval_samples, device=args.device, data_dir=args.data_dir,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    metrics = run_prune(cfg)
+    d, p = metrics["dense"], metrics["pruned"]
+    print(
+        f"pruned {metrics['task']}: test accuracy {d['test_accuracy']:.2%} -> {p['test_accuracy']:.2%}, "
+        f"params {d['params']:,} -> {p['params']:,} ({metrics['budget']['name']} {metrics['budget']['value']:.4f} "
+        f"<= {metrics['budget']['limit']:g}), latency {d['latency_ms']:.2f} -> {p['latency_ms']:.2f} ms; "
+        f"wall {metrics['wall_seconds']:.0f} s. Report: {metrics['out']}/report.md"
+    )
+    return 0
+
+
+def _pretrain(args) -> int:
+    from prune_env.tasks import pretrain
+
+    meta = pretrain(
+        args.task,
+        epochs=args.epochs,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        device=args.device,
+        out=args.out,
+    )
+    print(f"{args.task}: validation {meta['val_accuracy']:.4f}, test {meta['test_accuracy']:.4f}")
+    return 0
+
+
+def _tasks(args) -> int:
+    from prune_env.tasks import TASKS, checkpoint_path
+
+    for task in TASKS.values():
+        ready = "ready" if checkpoint_path(task.name).is_file() else "needs `prune-env pretrain`"
+        print(f"{task.name:20s} {task.description} [{ready}]")
+    return 0
+
+
+def _agents(args) -> int:
+    from agents.registry import AGENTS
+
+    for spec in AGENTS.values():
+        print(f"{spec.name:22s} {spec.description}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from prune_env.pipeline import evaluate_run
+
+    got, reported = evaluate_run(args.run_dir, device=args.device)
+    ok = abs(got - reported) <= args.tolerance
+    print(f"test accuracy {got:.4f} (report: {reported:.4f}) -> {'reproduced' if ok else 'MISMATCH'}")
+    return 0 if ok else 1
+
+
+COMMANDS = {"prune": _prune, "pretrain": _pretrain, "tasks": _tasks, "agents": _agents, "evaluate": _evaluate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from prune_env.errors import PruneEnvError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (PruneEnvError, ValueError, KeyError, OSError) as exc:
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"prune-env {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

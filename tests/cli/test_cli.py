@@ -1,0 +1,149 @@
+"""`prune-env`: the main job end to end (tiny settings), evaluate, bad input, reproducibility."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import prune_env
+from prune_env.cli import main
+
+TINY = [
+    "--task",
+    "fashion-mnist-mlp",
+    "--timesteps",
+    "64",
+    "--finetune-epochs",
+    "1",
+    "--eval-samples",
+    "200",
+    "--limit",
+    "0.6",
+    "--no-progress",
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "mlp"
+    assert main(["prune", *TINY, "--seed", "3", "--out", str(out)]) == 0
+    return out
+
+
+def test_prune_writes_every_output(run_dir):
+    for name in (
+        "pruned_model.pt",
+        "pruned_state_dict.pt",
+        "pruned_model.onnx",
+        "masks.json",
+        "metrics.json",
+        "report.md",
+        "training_curves.png",
+        "widths.png",
+    ):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["budget"]["satisfied"] and metrics["budget"]["value"] <= 0.6
+    report = (run_dir / "report.md").read_text()
+    for row in (
+        "test accuracy",
+        "parameters",
+        "FLOPs",
+        "latency",
+        "compression",
+        "theoretical speedup",
+        "budget: params <= 0.6",
+    ):
+        assert row in report
+    p = metrics["pruned"]
+    assert metrics["dense"]["params"] / p["params"] >= 1 / 0.6
+    assert p["test_accuracy"] > 0.5
+
+
+def test_masks_json_replays_to_the_same_network(run_dir):
+    import torch
+
+    masks = json.loads((run_dir / "masks.json").read_text())
+    assert masks["checkpoint_sha256"] == prune_env.load_checkpoint("fashion-mnist-mlp")[1]["sha256"]
+    env = prune_env.PruneEnv(masks["task"], eval_samples=10)
+    replayed = env.export(masks["masks"])
+    saved = torch.load(run_dir / "pruned_model.pt", weights_only=False)
+    assert [tuple(p.shape) for p in replayed.parameters()] == [tuple(p.shape) for p in saved.parameters()]
+    assert masks["widths"] == {"fc1": replayed.fc1.out_features, "fc2": replayed.fc2.out_features}
+
+
+def test_evaluate_reproduces_the_report(run_dir, capsys):
+    assert main(["evaluate", str(run_dir)]) == 0
+    assert "reproduced" in capsys.readouterr().out
+
+
+def test_onnx_export_runs_and_matches(run_dir):
+    import onnx
+    import torch
+
+    model = onnx.load(str(run_dir / "pruned_model.onnx"))
+    onnx.checker.check_model(model)
+    saved = torch.load(run_dir / "pruned_model.pt", weights_only=False)
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1:] == [1, 28, 28]
+    assert model.graph.output[0].type.tensor_type.shape.dim[1].dim_value == saved.classifier.out_features
+
+
+def test_same_seed_same_masks(run_dir, tmp_path):
+    assert (
+        main(["prune", *TINY, "--seed", "3", "--finetune-epochs", "0", "--out", str(tmp_path / "again")]) == 0
+    )
+    first = json.loads((run_dir / "masks.json").read_text())["masks"]
+    second = json.loads((tmp_path / "again" / "masks.json").read_text())["masks"]
+    assert first == second
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["prune", "--task", "imagenet-vit"], "unknown task 'imagenet-vit'"),
+        (["prune", "--agent", "dqn"], "unknown agent 'dqn'"),
+        (["prune", "--limit", "1.5"], r"must be in \(0, 1\]"),
+        (["prune", "--limit", "0"], r"must be in \(0, 1\]"),
+        (["evaluate", "/nonexistent/run"], "not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert pytest.importorskip("re").search(message, err), err
+
+
+def test_unwritable_output_dir(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["prune", *TINY, "--out", str(blocker / "run")]) == 2
+    assert "cannot create output directory" in capsys.readouterr().err
+
+
+def test_missing_dataset(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PRUNE_ENV_NO_DOWNLOAD", "1")
+    monkeypatch.setenv("PRUNE_ENV_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("prune_env.data.DEBIAN_FASHION_MNIST", tmp_path / "nothing")
+    prune_env.data._load_dataset_cached.cache_clear()
+    try:
+        assert main(["prune", *TINY, "--out", str(tmp_path / "run")]) == 2
+    finally:
+        prune_env.data._load_dataset_cached.cache_clear()
+    err = capsys.readouterr().err
+    assert "Fashion-MNIST not found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_console_script_lists_tasks_and_agents():
+    out = subprocess.run(
+        [sys.executable, "-m", "prune_env", "tasks"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "fashion-mnist-cnn" in out and "cifar10-resnet56" in out
+    out = subprocess.run(
+        [sys.executable, "-m", "prune_env", "agents"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "ppo-lag" in out and "td3-ratio-penalty" in out
