@@ -133,7 +133,9 @@ def make_agent(name: str, env, *, penalty_coef: float = 1.0, **overrides):
     ):
         # Gaussian policies start at mean 0: rescaled, that is the middle of the range
         # (keep half the units) instead of a clipped edge (keep one unit).
-        env = RescaleAction(env, np.full(space.shape, -1.0, np.float32), np.full(space.shape, 1.0, np.float32))
+        env = RescaleAction(
+            env, np.full(space.shape, -1.0, np.float32), np.full(space.shape, 1.0, np.float32)
+        )
     if spec.penalty:
         if isinstance(env, VecEnv):
             raise TypeError(f"agent {name!r} wraps a gym.Env in CostPenalty; pass one env, not a VecEnv")

@@ -1,6 +1,6 @@
 """Your own model and data, and a black-box latency budget measured by your own function.
 
-    python examples/custom_model_and_budget.py [--episodes 20]
+python examples/custom_model_and_budget.py [--episodes 20]
 """
 
 import argparse
@@ -24,7 +24,9 @@ class TinyResNet(nn.Module):
             nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
             nn.Conv2d(64, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32),
         )  # fmt: skip
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(32 * 16, 64), nn.ReLU(), nn.Linear(64, 10))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(32 * 16, 64), nn.ReLU(), nn.Linear(64, 10)
+        )
 
     def forward(self, x):
         x = self.stem(x)
@@ -57,7 +59,7 @@ val = data.val.tensors(1000)
 torch.manual_seed(0)
 model = TinyResNet()
 optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-for step in range(args.train_steps):  # a quick training, so that pruning has something to lose
+for _ in range(args.train_steps):  # a quick training, so that pruning has something to lose
     idx = torch.randint(0, len(train_y), (128,))
     loss = nn.functional.cross_entropy(model(train_x[idx]), train_y[idx])
     optimizer.zero_grad()
@@ -66,7 +68,9 @@ for step in range(args.train_steps):  # a quick training, so that pruning has so
 model.eval()
 
 dense_ms = cpu_latency_ms(model)
-env = prune_env.PruneEnv(model=model, eval_data=val, budget=[cpu_latency_ms, "params"], budget_limit=[0.6 * dense_ms, 1.0])
+env = prune_env.PruneEnv(
+    model=model, eval_data=val, budget=[cpu_latency_ms, "params"], budget_limit=[0.6 * dense_ms, 1.0]
+)
 print(env, f"- dense latency {dense_ms:.2f} ms, limit {0.6 * dense_ms:.2f} ms")
 print("groups:", [(g.name, g.width, g.layers) for g in env.groups])
 
@@ -75,13 +79,17 @@ best = None
 for episode in range(args.episodes):
     env.reset(seed=episode)
     keep_fraction = rng.uniform(0.2, 0.9)  # a random search over uniform keep fractions
-    for group in env.groups:
+    for _ in range(env.num_groups):
         action = (rng.random(env.max_units) < keep_fraction).astype(np.int8)
         _, reward, done, _, info = env.step(action)
     ms, params = info["costs"]
-    print(f"episode {episode:2d}: keep ~{keep_fraction:.2f}: accuracy {reward:.3f}, latency {ms:.2f} ms, params ratio {params:.2f}")
+    print(
+        f"episode {episode:2d}: keep ~{keep_fraction:.2f}: accuracy {reward:.3f}, latency {ms:.2f} ms, params ratio {params:.2f}"
+    )
     if info["constraint_satisfied"] and (best is None or reward > best[0]):
         best = (reward, info["masks"])
 if best:
     smaller = env.export(best[1])
-    print(f"best within {0.6 * dense_ms:.2f} ms: accuracy {best[0]:.3f}, measured again {cpu_latency_ms(smaller):.2f} ms")
+    print(
+        f"best within {0.6 * dense_ms:.2f} ms: accuracy {best[0]:.3f}, measured again {cpu_latency_ms(smaller):.2f} ms"
+    )

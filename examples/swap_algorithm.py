@@ -21,14 +21,20 @@ args = parser.parse_args()
 env = gym.make("PruneEnv-v0", task=args.task, budget="params", budget_limit=0.25)
 model = make_agent("maskable-ppo-penalty", env, penalty_coef=2.0, seed=0)
 model.learn(args.timesteps)
-print(f"maskable-ppo-penalty: {args.timesteps} steps, mean penalized return {sum(e['r'] for e in model.ep_info_buffer) / len(model.ep_info_buffer):.3f}")
+print(
+    f"maskable-ppo-penalty: {args.timesteps} steps, mean penalized return {sum(e['r'] for e in model.ep_info_buffer) / len(model.ep_info_buffer):.3f}"
+)
 
 # 2. A CMDP library speaking Safety-Gymnasium's convention sees (obs, reward, cost, terminated, truncated, info).
-safe_env = Gymnasium2SafetyGymnasium(gym.make("PruneEnv-v0", task=args.task, budget="flops", budget_limit=0.3))
+safe_env = Gymnasium2SafetyGymnasium(
+    gym.make("PruneEnv-v0", task=args.task, budget="flops", budget_limit=0.3)
+)
 obs, info = safe_env.reset(seed=0)
 episode_cost, done = 0.0, False
 while not done:
     obs, reward, cost, terminated, truncated, info = safe_env.step(safe_env.action_space.sample())
     episode_cost += cost
     done = terminated or truncated
-print(f"6-tuple episode: reward {reward:.3f}, episode cost {episode_cost:.3f}, within budget {info['constraint_satisfied']}")
+print(
+    f"6-tuple episode: reward {reward:.3f}, episode cost {episode_cost:.3f}, within budget {info['constraint_satisfied']}"
+)

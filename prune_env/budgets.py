@@ -146,17 +146,20 @@ class CallableBudget(Budget):
         self.name = name or getattr(fn, "__name__", "callable")
 
     def measure(self, pruned):
-        value = self.fn(pruned)
-        try:
-            value = float(value)
-        except (TypeError, ValueError) as exc:
-            raise BudgetError(f"budget {self.name!r} returned {value!r}; it must return a float") from exc
-        if not math.isfinite(value):
-            raise BudgetError(f"budget {self.name!r} returned {value}; it must be finite")
-        return value
+        return _finite_float(self.fn(pruned), f"the value returned by budget {self.name!r}")
 
     def __repr__(self):
         return f"CallableBudget({self.name})"
+
+
+def _finite_float(value, what: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as exc:
+        raise BudgetError(f"{what} must be a number, got {value!r}") from exc
+    if not math.isfinite(value):
+        raise BudgetError(f"{what} must be finite, got {value}")
+    return value
 
 
 BUILTIN_BUDGETS = {"params": Params, "flops": Flops, "latency": Latency}
@@ -190,12 +193,7 @@ def make_budgets(spec, limit) -> tuple[list[Budget], list[float]]:
         )
     checked = []
     for budget, value in zip(budgets, limits):
-        try:
-            value = float(value)
-        except (TypeError, ValueError) as exc:
-            raise BudgetError(f"budget_limit for {budget.name!r} must be a number, got {value!r}") from exc
-        if not math.isfinite(value):
-            raise BudgetError(f"budget_limit for {budget.name!r} must be finite, got {value}")
+        value = _finite_float(value, f"budget_limit for {budget.name!r}")
         if budget.relative and not 0.0 < value <= 1.0:
             raise BudgetError(
                 f"budget_limit for {budget.name!r} is a pruned/dense ratio and must be in (0, 1], got {value}"

@@ -181,23 +181,37 @@ def _find_fashion_mnist(data_dir: str | None, download: bool):
             return (train_x[:, None], train_y, test_x[:, None], test_y), str(place)
     if download:
         target = cache_dir() / "fashion-mnist"
-        try:
+
+        def fetch():
             from torchvision.datasets import FashionMNIST
 
             for train in (True, False):
                 FashionMNIST(str(target), train=train, download=True)
-        except Exception as exc:  # no network, no torchvision, ...
-            reason = f"download failed ({type(exc).__name__}: {exc})"
-        else:
+
+        reason = _try_download(fetch)
+        if reason is None:
             return _find_fashion_mnist(str(target), download=False)
     else:
         reason = "download disabled"
+    raise _not_found(
+        "Fashion-MNIST", places, reason,
+        "Install Debian's copy with `apt-get install -y dataset-fashion-mnist`, or put the four idx "
+        "files in a folder and pass data_dir=...",
+    )  # fmt: skip
+
+
+def _try_download(fetch) -> str | None:
+    """Run a torchvision download; None when it worked, else why it did not."""
+    try:
+        fetch()
+    except Exception as exc:  # no network, no torchvision, a server error, ...
+        return f"download failed ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _not_found(name: str, places, reason: str, how_to: str) -> DatasetNotFoundError:
     searched = ", ".join(str(p) for p in places)
-    raise DatasetNotFoundError(
-        f"Fashion-MNIST not found (searched {searched}; {reason}). Install Debian's copy with "
-        "`apt-get install -y dataset-fashion-mnist`, or put the four idx files in a folder and "
-        "pass data_dir=..."
-    )
+    return DatasetNotFoundError(f"{name} not found (searched {searched}; {reason}). {how_to}")
 
 
 # --- CIFAR-10 --------------------------------------------------------------------------------
@@ -234,19 +248,19 @@ def _find_cifar10(data_dir: str | None, download: bool):
             return read_cifar10_batches(folder), str(folder)
     if download:
         target = cache_dir() / "cifar10"
-        try:
+
+        def fetch():
             from torchvision.datasets import CIFAR10
 
             CIFAR10(str(target), train=True, download=True)
-        except Exception as exc:
-            reason = f"download failed ({type(exc).__name__}: {exc})"
-        else:
+
+        reason = _try_download(fetch)
+        if reason is None:
             return _find_cifar10(str(target), download=False)
     else:
         reason = "download disabled"
-    searched = ", ".join(str(p) for p in places)
-    raise DatasetNotFoundError(
-        f"CIFAR-10 not found (searched {searched}; {reason}). Download the python version "
-        "(cifar-10-python.tar.gz), extract it so that DIR/cifar-10-batches-py exists, and pass "
-        "data_dir=DIR"
-    )
+    raise _not_found(
+        "CIFAR-10", places, reason,
+        "Download the python version (cifar-10-python.tar.gz), extract it so that "
+        "DIR/cifar-10-batches-py exists, and pass data_dir=DIR",
+    )  # fmt: skip

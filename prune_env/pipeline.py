@@ -121,7 +121,9 @@ def run_prune(cfg: PruneConfig) -> dict:
     _check_output_dir(out)
     import gymnasium as gym
 
-    action_mode = cfg.action_mode or ("ratio" if spec.action_space is gym.spaces.Box else "mask")
+    # Ratio mode (one keep-fraction per group) learns in minutes on a CPU; mask mode (one bit
+    # per unit) needs far longer runs, so it is the default only where an agent requires it.
+    action_mode = cfg.action_mode or ("mask" if spec.action_space is gym.spaces.MultiBinary else "ratio")
     start = time.time()
     torch.manual_seed(cfg.seed)
     env = PruneEnv(
