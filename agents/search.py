@@ -142,20 +142,17 @@ def training_env(model):
 
 
 def harvest(model, prune_env, *, sampled: int, seed: int = 0) -> list[Episode]:
-    """The policy's deterministic episode and ``sampled`` stochastic ones, without fine-tune,
-    played through the model's own wrappers (action rescaling, adapters)."""
+    """The policy's deterministic episode and ``sampled`` stochastic ones, played through the
+    model's own wrappers (action rescaling, adapters), with the env's current per-episode
+    fine-tune (the last value of a schedule), so that their accuracies compare with the last
+    training episodes'."""
     env = training_env(model)
-    saved = prune_env.finetune_steps
-    prune_env.finetune_steps = 0
-    try:
-        episodes = [
-            Episode.from_info(play_episode(model, env, deterministic=True, seed=seed), source="deterministic")
-        ]
-        for i in range(sampled):
-            info = play_episode(model, env, deterministic=False, seed=seed + 1 + i)
-            episodes.append(Episode.from_info(info, source="sampled"))
-    finally:
-        prune_env.finetune_steps = saved
+    steps = prune_env.finetune_steps
+    info = play_episode(model, env, deterministic=True, seed=seed)
+    episodes = [Episode.from_info(info, steps, source="deterministic")]
+    for i in range(sampled):
+        info = play_episode(model, env, deterministic=False, seed=seed + 1 + i)
+        episodes.append(Episode.from_info(info, steps, source="sampled"))
     return episodes
 
 

@@ -1,4 +1,5 @@
-"""Prune the default task (a CNN on Fashion-MNIST) to 10% of its parameters with PPOLag.
+"""Prune the default task (a CNN on Fashion-MNIST) to 10% of its parameters with PPOLag
+(ratio mode: one keep-fraction per layer group, the paper's coarse setting).
 
 python examples/train_ppo_lag.py [--timesteps 6000] [--seed 0]
 """
@@ -27,12 +28,14 @@ class FinalEpisodes(BaseCallback):
 
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--timesteps", type=int, default=6000)
+parser.add_argument("--timesteps", type=int, default=3000)
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--limit", type=float, default=0.1)
 args = parser.parse_args()
 
-env = gym.make("PruneEnv-v0", task="fashion-mnist-cnn", budget="params", budget_limit=args.limit)
+env = gym.make(
+    "PruneEnv-v0", task="fashion-mnist-cnn", budget="params", budget_limit=args.limit, action_mode="ratio"
+)
 model = make_agent("ppo-lag", env, seed=args.seed, verbose=0)  # cost_limit = env's budget_limit
 episodes = FinalEpisodes()
 start = time.time()

@@ -142,7 +142,8 @@ def run_prune(cfg: PruneConfig) -> dict:
     model.learn(cfg.timesteps, callback=recorder, progress_bar=cfg.progress)
     plot_training(recorder.log, out / "training_curves.png", cfg.budget, cfg.limit)
 
-    candidates = [e for e in recorder.episodes if e.finetune_steps == 0]
+    # Accuracies compare only at equal per-episode fine-tune: the schedule's last value.
+    candidates = [e for e in recorder.episodes if e.finetune_steps == env.finetune_steps]
     candidates += harvest(model, env, sampled=cfg.sampled_episodes, seed=cfg.seed)
     chosen = best_feasible(candidates)
     if chosen is None:

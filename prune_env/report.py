@@ -15,18 +15,18 @@ def plot_training(log, path: Path, budget_name: str, limit: float) -> None:
     """Reward (validation accuracy), cost and Lagrange multiplier per rollout."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     x = log.timesteps
-    axes[0].plot(x, log.reward, color="tab:blue")
+    axes[0].plot(x, log.reward, ".-", color="tab:blue")
     axes[0].set_title("reward: validation accuracy")
-    axes[1].plot(x, log.cost, color="tab:red", label="mean episode cost")
+    axes[1].plot(x, log.cost, ".-", color="tab:red", label="mean episode cost")
     axes[1].axhline(limit, color="black", linestyle="--", label=f"limit {limit:g}")
     axes[1].set_title(f"cost: {budget_name}")
     axes[1].legend(loc="best", fontsize=8)
     multipliers = [m for m in log.multiplier if not math.isnan(m)]
     if multipliers:
-        axes[2].plot(x[: len(log.multiplier)], log.multiplier, color="tab:green")
+        axes[2].plot(x, log.multiplier, ".-", color="tab:green")
         axes[2].set_title("Lagrange multiplier")
     else:
-        axes[2].plot(x, log.inside_budget, color="tab:green")
+        axes[2].plot(x, log.inside_budget, ".-", color="tab:green")
         axes[2].set_title("share of episodes within budget")
     for ax in axes:
         ax.set_xlabel("timesteps")

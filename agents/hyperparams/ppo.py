@@ -20,20 +20,28 @@ PPO = dict(
     policy_kwargs=dict(net_arch=[32, 32], activation_fn=torch.nn.Tanh),
 )
 
-# PPOLag on top of PPO: cost discount and GAE as in the paper (1.0 for cost), lambda starts at 1.
+# PPOLag on top of PPO. The paper's objective normalizes the reward advantage only, which
+# shrinks the cost term by std(A_r) (accuracy differences are small): lambda then has to climb
+# past ~10-20 before the cost counts, far more rollouts than a CPU run has. Scaling the cost
+# advantage by the same std keeps lambda in reward-per-cost units, where it settles near 1-3.
+# Measured on fashion-mnist-cnn, params <= 0.1, ratio mode, 3000-5000 steps (see the notes of
+# the agents issue): lambda lr 0.5-1 lags behind the policy and ends over budget; lr 5 keeps
+# ~99% of the final episodes inside. lambda starts at 0 so that accuracy is learned first.
 PPO_LAG = dict(
     PPO,
+    policy_kwargs=dict(net_arch=[32, 32], activation_fn=torch.nn.Tanh, log_std_init=-1.0),
     cost_gamma=0.99,
     cost_gae_lambda=1.0,
     cost_vf_coef=0.5,
+    scale_cost_advantage=True,
     lagrangian="gradient",
-    lagrange_kwargs=dict(initial_value=1.0, lr=0.05, optimizer="sgd"),
+    lagrange_kwargs=dict(initial_value=0.0, lr=5.0, optimizer="sgd"),
 )
 
 PPO_PID_LAG = dict(
     PPO_LAG,
     lagrangian="pid",
-    lagrange_kwargs=dict(kp=1.0, ki=0.1, kd=0.5, initial_value=1.0, delta_ema=0.5, cost_ema=0.5, d_delay=2),
+    lagrange_kwargs=dict(kp=10.0, ki=3.0, kd=2.0, initial_value=0.0, delta_ema=0.5, cost_ema=0.5, d_delay=2),
 )
 
 RECURRENT_PPO = dict(PPO, policy_kwargs=dict(net_arch=[32, 32], lstm_hidden_size=32))
