@@ -72,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--episode-finetune",
         type=_schedule,
-        default=[],
-        help="per-episode fine-tune steps over equal parts of training, e.g. 0,32,128",
+        default=defaults.episode_finetune,
+        help="per-episode fine-tune steps over equal parts of training (default 0,32; the paper: 0,32,128; none: 0)",
     )
     p.add_argument("--action-mode", choices=["mask", "ratio"], default=None, help="default: the agent's own")
     p.add_argument(
