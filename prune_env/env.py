@@ -434,9 +434,6 @@ class PruneEnv(gym.Env):
         obs = np.concatenate([self._descriptors[index], np.asarray(dynamic, dtype=np.float32), scores])
         return np.clip(obs, -1.0, 1.0).astype(np.float32)
 
-    def budget_names(self) -> list[str]:
-        return [b.name for b in self.budgets]
-
     def __repr__(self) -> str:
         budgets = ", ".join(repr(b) for b in self.budgets)
         return f"PruneEnv(task={self.task!r}, groups={self.num_groups}, budgets=[{budgets}], limit={self.budget_limit})"

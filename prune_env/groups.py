@@ -209,9 +209,7 @@ def analyze(model: nn.Module, example_inputs) -> GroupAnalysis:
                 slices=slices,
             )
         )
-    # The classifier's inputs belong to some group; make sure its info exists for estimates.
-    classifier_module = modules[classifier]
-    layers.setdefault(classifier, _layer_info(classifier, classifier_module, macs.get(classifier, 0.0)))
+    # Layers outside every group (the classifier among them) still count in estimates.
     for name in order:
         layers.setdefault(name, _layer_info(name, modules[name], macs.get(name, 0.0)))
 

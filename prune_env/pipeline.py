@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -123,8 +124,6 @@ def run_prune(cfg: PruneConfig) -> dict:
     get_task(cfg.task)
     out = Path(cfg.out)
     _check_output_dir(out)
-    import gymnasium as gym
-
     # Ratio mode (one keep-fraction per group) learns in minutes on a CPU; mask mode (one bit
     # per unit) needs far longer runs, so it is the default only where an agent requires it.
     action_mode = cfg.action_mode or ("mask" if spec.action_space is gym.spaces.MultiBinary else "ratio")

@@ -134,8 +134,6 @@ class PPOLag(PPO):
     ):
         if reset_num_timesteps or self._last_obs is None:
             self._running_costs = np.zeros((self.n_envs, self.n_costs))  # the env is reset
-        if not hasattr(self, "ep_cost_buffer"):
-            self.ep_cost_buffer = deque(maxlen=self._stats_window_size)
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     @property
