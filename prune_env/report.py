@@ -61,7 +61,7 @@ def markdown_report(m: dict) -> str:
     rows = [
         ("test accuracy", f"{d['test_accuracy']:.2%}", f"{p['test_accuracy']:.2%}",
          f"{(p['test_accuracy'] - d['test_accuracy']) * 100:+.2f} pts"),
-        ("validation accuracy (before fine-tune)", f"{d['val_accuracy']:.2%}", f"{p['val_accuracy_before_finetune']:.2%}", ""),
+        ("validation accuracy (pruned: before fine-tune)", f"{d['val_accuracy']:.2%}", f"{p['val_accuracy_before_finetune']:.2%}", ""),
         ("parameters", _fmt_int(d["params"]), _fmt_int(p["params"]), f"compression {d['params'] / p['params']:.2f}x"),
         ("FLOPs (MACs, one image)", _fmt_int(d["macs"]), _fmt_int(p["macs"]), f"theoretical speedup {d['macs'] / p['macs']:.2f}x"),
         (f"latency (batch {m['latency_batch']}, {m['device']}, median)", f"{d['latency_ms']:.3f} ms", f"{p['latency_ms']:.3f} ms",
@@ -79,6 +79,7 @@ def markdown_report(m: dict) -> str:
         "|---|---|---|---|",
         *[f"| {a} | {b} | {c} | {e} |" for a, b, c, e in rows],
         f"| budget: {budget['name']} <= {budget['limit']:g} | 1.000 | {budget['value']:.4f} | {status} |",
+        f"| agent timesteps / wall time | | {m['timesteps']:,} | {m['wall_seconds']:.0f} s |",
         "",
         f"Fine-tune of the pruned network: {m['finetune_epochs']} epoch(s) on the train split, best epoch by validation "
         f"accuracy ({p['val_accuracy_after_finetune']:.2%}). The mask was chosen among "

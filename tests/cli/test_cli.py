@@ -118,6 +118,14 @@ def test_bad_input_is_one_line_and_nonzero(args, message, capsys):
     assert pytest.importorskip("re").search(message, err), err
 
 
+def test_no_mask_within_budget_exits_nonzero(tmp_path, capsys):
+    args = [a if a != "0.6" else "0.001" for a in TINY]  # below even one unit per layer (~0.003)
+    assert main(["prune", *args, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "no episode of ppo-lag satisfied the budget params <= 0.001" in err
+    assert not (tmp_path / "run" / "pruned_model.pt").exists()
+
+
 def test_unwritable_output_dir(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
