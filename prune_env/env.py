@@ -267,7 +267,7 @@ class PruneEnv(gym.Env):
         if self._step_index < self.num_groups:
             info.update(cost=0.0, costs=[0.0] * len(self.budgets))
             return self._observation(), 0.0, False, False, info
-        reward, final = self._finish_episode()
+        reward, final = self._score([k.copy() for k in self._keep])
         info.update(final)
         return self._observation(), reward, True, False, info
 
@@ -296,13 +296,22 @@ class PruneEnv(gym.Env):
             return copy.deepcopy(self.last_model)
         return self._prune(self._parse_masks(masks))
 
+    def evaluate_masks(self, masks) -> dict:
+        """The final-step ``info`` (accuracy, costs, ratios, ...) of the given masks, outside an
+        episode: for baselines, search methods and replaying recorded entries.
+
+        Args:
+            masks: group name -> kept unit indices, or one boolean keep-array per group.
+        """
+        return self._score(self._parse_masks(masks))[1]
+
     def masks_to_dict(self, keep: Sequence[np.ndarray]) -> dict[str, list[int]]:
         return {g.name: np.flatnonzero(keep[g.index]).tolist() for g in self.groups}
 
     # --- episode internals ------------------------------------------------------------------
 
-    def _finish_episode(self) -> tuple[float, dict]:
-        keep = [k.copy() for k in self._keep]
+    def _score(self, keep: list[np.ndarray]) -> tuple[float, dict]:
+        """Prune, measure, optionally fine-tune and score: the last step's reward and info."""
         widths = [int(k.sum()) for k in keep]
         pruned = self._prune(keep)
         params_ratio, flops_ratio = self._report_cache.get(widths, pruned)
