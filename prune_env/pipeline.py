@@ -109,8 +109,20 @@ def _export_onnx(model, example, path: Path) -> str | None:
         return f"{type(exc).__name__}: {exc}"
 
 
+def _make_env(cfg: PruneConfig, action_mode: str) -> PruneEnv:
+    get_task(cfg.task)
+    torch.manual_seed(cfg.seed)
+    env = PruneEnv(
+        cfg.task, budget=cfg.budget, budget_limit=cfg.limit, action_mode=action_mode,
+        eval_samples=cfg.eval_samples, data_dir=cfg.data_dir, device=cfg.device,
+    )  # fmt: skip
+    env.reset(seed=cfg.seed)
+    env.action_space.seed(cfg.seed)
+    return env
+
+
 def run_prune(cfg: PruneConfig) -> dict:
-    """The whole pipeline; returns the metrics written to ``metrics.json``."""
+    """The whole pipeline with an RL agent; returns the metrics written to ``metrics.json``."""
     try:
         from agents import make_agent
         from agents.registry import get_agent_spec
@@ -128,13 +140,7 @@ def run_prune(cfg: PruneConfig) -> dict:
     # per unit) needs far longer runs, so it is the default only where an agent requires it.
     action_mode = cfg.action_mode or ("mask" if spec.action_space is gym.spaces.MultiBinary else "ratio")
     start = time.time()
-    torch.manual_seed(cfg.seed)
-    env = PruneEnv(
-        cfg.task, budget=cfg.budget, budget_limit=cfg.limit, action_mode=action_mode,
-        eval_samples=cfg.eval_samples, data_dir=cfg.data_dir, device=cfg.device,
-    )  # fmt: skip
-    env.reset(seed=cfg.seed)
-    env.action_space.seed(cfg.seed)
+    env = _make_env(cfg, action_mode)
     model = make_agent(cfg.agent, env, seed=cfg.seed, device="cpu")
 
     def live_plot(log):
@@ -147,7 +153,8 @@ def run_prune(cfg: PruneConfig) -> dict:
 
     # Accuracies compare only at equal per-episode fine-tune: the schedule's last value.
     candidates = [e for e in recorder.episodes if e.finetune_steps == env.finetune_steps]
-    candidates += harvest(model, env, sampled=cfg.sampled_episodes, seed=cfg.seed)
+    harvested = harvest(model, env, sampled=cfg.sampled_episodes, seed=cfg.seed)
+    candidates += harvested
     chosen = best_feasible(candidates)
     if chosen is None:
         lowest = min(candidates, key=lambda e: e.costs[0])
@@ -156,27 +163,73 @@ def run_prune(cfg: PruneConfig) -> dict:
             f"(lowest cost {lowest.costs[0]:.4f} over {len(candidates)} episodes); "
             "train longer (--timesteps) or relax the limit"
         )
+    search = {
+        "episodes": len(recorder.episodes),
+        "evaluations": len(recorder.episodes) + len(harvested),
+        "candidates": len(candidates),
+        "feasible_candidates": sum(e.constraint_satisfied for e in candidates),
+    }
+    return finish_pruning(env, cfg, out, chosen.masks, search, start)
 
+
+def run_baseline(cfg: PruneConfig, method: str, evaluations: int = 0) -> dict:
+    """The same pipeline with a classic baseline instead of an agent (``cfg.agent`` is a label).
+
+    Args:
+        method: ``"uniform-l1"``, ``"global-l1"`` or ``"random-search"``.
+        evaluations: accuracy evaluations for random search (match the RL agent's).
+    """
+    from prune_env import baselines
+
+    methods = {
+        "uniform-l1": lambda env: baselines.uniform_l1(env),
+        "global-l1": lambda env: baselines.global_l1(env),
+        "random-search": lambda env: baselines.random_search(env, evaluations=evaluations, seed=cfg.seed),
+    }
+    if method not in methods:
+        raise ValueError(f"unknown baseline {method!r}; known: {', '.join(methods)}")
+    out = Path(cfg.out)
+    _check_output_dir(out)
+    start = time.time()
+    env = _make_env(cfg, "mask")
+    env.finetune_steps = 0
+    result = methods[method](env)
+    if not result.info["constraint_satisfied"]:
+        raise NoFeasibleMaskError(f"{method} found no mask within {cfg.budget} <= {cfg.limit:g}")
+    search = {
+        "episodes": 0,
+        "evaluations": result.evaluations,
+        "candidates": result.evaluations,
+        "feasible_candidates": 1,
+    }
+    return finish_pruning(env, cfg, out, result.masks, search, start)
+
+
+def finish_pruning(
+    env: PruneEnv, cfg: PruneConfig, out: Path, masks: dict, search: dict, start: float
+) -> dict:
+    """Export the masks, fine-tune, evaluate dense and pruned, measure, write every output."""
+    env.finetune_steps = 0
+    chosen = env.evaluate_masks(masks)  # budget values of the chosen architecture
     data = load_dataset(get_task(cfg.task).dataset, cfg.data_dir)
     device = env.device
-    pruned = env.export(chosen.masks)
+    pruned = env.export(masks)
     dense = env.model
     example = env.example_inputs[:1]
     val_x, val_y = (t.to(device) for t in data.val.tensors())
     val_before = accuracy(pruned, val_x, val_y)
+    test_x, test_y = (t.to(device) for t in data.test.tensors())
+    test_before = accuracy(pruned, test_x, test_y)
     val_after, best_epoch = _finetune_epochs(
         pruned, data, cfg.finetune_epochs, device, cfg.seed, cfg.progress
     )
-    test_x, test_y = (t.to(device) for t in data.test.tensors())
     latency_input = env.example_inputs[:1].repeat(LATENCY_BATCH, *([1] * (example.dim() - 1)))
     metrics = {
         "task": cfg.task,
         "agent": cfg.agent,
         "seed": cfg.seed,
         "timesteps": cfg.timesteps,
-        "episodes": len(recorder.episodes),
-        "candidates": len(candidates),
-        "feasible_candidates": sum(e.constraint_satisfied for e in candidates),
+        **search,
         "finetune_epochs": cfg.finetune_epochs,
         "best_finetune_epoch": best_epoch,
         "device": str(device),
@@ -185,12 +238,12 @@ def run_prune(cfg: PruneConfig) -> dict:
         "out": str(out),
         "groups": env.group_names,
         "dense_widths": [g.width for g in env.groups],
-        "pruned_widths": [chosen.widths[g.name] for g in env.groups],
+        "pruned_widths": [chosen["widths"][g.name] for g in env.groups],
         "budget": {
             "name": cfg.budget,
             "limit": cfg.limit,
-            "value": chosen.costs[0],
-            "satisfied": chosen.constraint_satisfied,
+            "value": chosen["costs"][0],
+            "satisfied": chosen["constraint_satisfied"],
         },
         "dense": {
             "test_accuracy": accuracy(dense, test_x, test_y),
@@ -201,6 +254,7 @@ def run_prune(cfg: PruneConfig) -> dict:
         },
         "pruned": {
             "test_accuracy": accuracy(pruned, test_x, test_y),
+            "test_accuracy_before_finetune": test_before,
             "val_accuracy_before_finetune": val_before,
             "val_accuracy_after_finetune": val_after,
             "params": count_params(pruned),
@@ -222,8 +276,8 @@ def run_prune(cfg: PruneConfig) -> dict:
         "agent": cfg.agent,
         "budget": cfg.budget,
         "limit": cfg.limit,
-        "widths": chosen.widths,
-        "masks": chosen.masks,
+        "widths": chosen["widths"],
+        "masks": masks,
     }
     (out / "masks.json").write_text(json.dumps(masks, indent=1) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
