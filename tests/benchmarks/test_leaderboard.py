@@ -1,0 +1,82 @@
+"""A tiny leaderboard grid end to end: run, kill, resume, validate."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _config(tmp_path: Path) -> Path:
+    config = yaml.safe_load((ROOT / "benchmarks" / "configs" / "smoke.yaml").read_text())
+    config["results"] = str(tmp_path / "results.jsonl")
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+def test_tiny_grid_killed_resumed_and_validated(tmp_path):
+    config = _config(tmp_path)
+    results = tmp_path / "results.jsonl"
+    proc = subprocess.Popen([sys.executable, "benchmarks/leaderboard.py", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and not (results.is_file() and results.read_text().count("\n") >= 1):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-grid: the second entry is running (or just done)
+    proc.wait()
+    first = results.read_text().splitlines()
+    assert 1 <= len(first) <= 2 and all(json.loads(line) for line in first)  # no partial line
+
+    resumed = _run("benchmarks/leaderboard.py", "--config", str(config))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"{len(first)} entries done" in resumed.stderr
+    lines = results.read_text().splitlines()
+    assert lines[: len(first)] == first  # finished entries are kept, not rerun
+    entries = [json.loads(line) for line in lines]
+    assert [e["agent"] for e in entries] == ["ppo-lag", "uniform-l1"]
+    for e in entries:
+        assert e["satisfied"] and e["budget_value"] <= 0.5
+        assert abs(e["compression"] - 1 / e["params_ratio"]) < 1e-9
+        for key in (
+            "checkpoint_sha256",
+            "split_seed",
+            "masks",
+            "evaluations",
+            "test_accuracy",
+            "dense_test_accuracy",
+            "delta",
+            "latency_speedup",
+            "hyperparameters",
+        ):
+            assert key in e, key
+
+    valid = _run("benchmarks/validate.py", str(results))
+    assert valid.returncode == 0, valid.stdout + valid.stderr[-2000:]
+    assert "2/2 entries replayed" in valid.stdout
+
+    tampered = tmp_path / "tampered.jsonl"
+    bad = dict(
+        entries[1],
+        val_accuracy_before_finetune=entries[1]["val_accuracy_before_finetune"] + 0.01,
+        params_ratio=0.01,
+    )
+    tampered.write_text(json.dumps(bad) + "\n")
+    invalid = _run("benchmarks/validate.py", str(tampered))
+    assert (
+        invalid.returncode == 1
+        and "params_ratio" in invalid.stdout
+        and "val_accuracy_before_finetune" in invalid.stdout
+    )
