@@ -67,6 +67,29 @@ def test_tiny_grid_killed_resumed_and_validated(tmp_path):
     assert valid.returncode == 0, valid.stdout + valid.stderr[-2000:]
     assert "2/2 entries replayed" in valid.stdout
 
+    report = _run(
+        "benchmarks/report.py",
+        str(results),
+        "--out",
+        str(tmp_path / "board"),
+        "--command",
+        "python benchmarks/leaderboard.py --config smoke.yaml",
+    )
+    assert report.returncode == 0, report.stderr[-2000:]
+    board = (tmp_path / "board" / "LEADERBOARD.md").read_text()
+    assert (
+        "## fashion-mnist-mlp, params <= 0.5" in board
+        and "python benchmarks/leaderboard.py --config smoke.yaml" in board
+    )
+    ranked = [
+        line.split("|")[2].strip()
+        for line in board.splitlines()
+        if line.startswith("| 1 ") or line.startswith("| 2 ")
+    ]
+    best = max(entries, key=lambda e: e["test_accuracy"])["agent"]
+    assert ranked[0] == best and sorted(ranked) == ["ppo-lag", "uniform-l1"]
+    assert (tmp_path / "board" / "fashion-mnist-mlp__accuracy_vs_params_ratio.png").is_file()
+
     tampered = tmp_path / "tampered.jsonl"
     bad = dict(
         entries[1],
