@@ -213,7 +213,7 @@ def finish_pruning(
     chosen = env.evaluate_masks(masks)  # budget values of the chosen architecture
     data = load_dataset(get_task(cfg.task).dataset, cfg.data_dir)
     device = env.device
-    pruned = env.export(masks)
+    pruned = env.export()  # the network evaluate_masks just built and checked (no fine-tune)
     dense = env.model
     example = env.example_inputs[:1]
     val_x, val_y = (t.to(device) for t in data.val.tensors())
