@@ -110,7 +110,6 @@ def _export_onnx(model, example, path: Path) -> str | None:
 
 
 def _make_env(cfg: PruneConfig, action_mode: str) -> PruneEnv:
-    get_task(cfg.task)
     torch.manual_seed(cfg.seed)
     env = PruneEnv(
         cfg.task, budget=cfg.budget, budget_limit=cfg.limit, action_mode=action_mode,
