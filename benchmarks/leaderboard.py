@@ -1,36 +1,42 @@
 """Run a leaderboard grid: agents x tasks x budgets x seeds, each entry the whole pipeline.
 
-    python benchmarks/leaderboard.py --config benchmarks/configs/NAME.yaml [--max-entries N]
+    python benchmarks/leaderboard.py --config benchmarks/configs/NAME.yaml [--workers N] [--max-entries N]
 
 Every entry is `prune-env prune`'s pipeline (search, physical pruning, the same fine-tune for
 everyone, test evaluation); classic baselines (uniform-l1, global-l1, random-search) run through
 the same pipeline at the same budget, random search spending as many accuracy evaluations as the
 grid's first RL agent did on the same task, budget and seed. Results are appended to a JSONL file
 one entry at a time, atomically (a killed run leaves no partial line); a rerun skips finished
-entries. Entries keep everything needed to replay them (benchmarks/validate.py).
+entries. Entries keep everything needed to replay them (benchmarks/validate.py). ``--workers N``
+runs N entries at a time in separate processes, the cores shared evenly between them (the file
+is still written by one process only).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import torch
 import yaml
 from tqdm import tqdm
 
-from prune_env.data import DEFAULT_SPLIT_SEED
+from prune_env.data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_SIZE
 from prune_env.errors import PruneEnvError
-from prune_env.pipeline import PruneConfig, run_baseline, run_prune
+from prune_env.pipeline import LATENCY_BATCH, PruneConfig, run_baseline, run_prune
 
 BASELINES = ("uniform-l1", "global-l1", "random-search")
 DEFAULTS = dict(
-    timesteps=3000, finetune_epochs=2, episode_finetune=[0, 32], eval_samples=1000, sampled_episodes=32
-)
+    timesteps=3000, finetune_epochs=2, episode_finetune=[0, 32], eval_samples=1000, sampled_episodes=32,
+    data_dir=None, val_size=DEFAULT_VAL_SIZE, latency_batch=LATENCY_BATCH,
+)  # fmt: skip
 
 
 def load_config(path: str | Path) -> dict:
@@ -86,7 +92,8 @@ def run_entry(config: dict, key: tuple, done: list[dict], runs_dir: Path) -> dic
         task=task, budget=budget, limit=limit, agent=agent, seed=seed, out=str(out), progress=False,
         timesteps=config["timesteps"], finetune_epochs=config["finetune_epochs"],
         episode_finetune=list(config["episode_finetune"]), eval_samples=config["eval_samples"],
-        sampled_episodes=config["sampled_episodes"],
+        sampled_episodes=config["sampled_episodes"], data_dir=config["data_dir"], val_size=config["val_size"],
+        latency_batch=config["latency_batch"],
     )  # fmt: skip
     start = time.time()
     hyperparameters: dict = {}
@@ -115,6 +122,10 @@ def run_entry(config: dict, key: tuple, done: list[dict], runs_dir: Path) -> dic
         "task": task,
         "checkpoint_sha256": metrics["checkpoint_sha256"],
         "split_seed": DEFAULT_SPLIT_SEED,
+        "val_size": config["val_size"],
+        "device": metrics["device"],
+        "latency_batch": metrics["latency_batch"],
+        "threads": torch.get_num_threads(),
         "budget": budget,
         "limit": limit,
         "agent": agent,
@@ -147,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--max-entries", type=int, default=None, help="stop after this many new entries")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="entries run at a time, each in its own process"
+    )
     args = parser.parse_args(argv)
     config = load_config(args.config)
     results = Path(config["results"])
@@ -156,11 +170,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_entries is not None:
         todo = todo[: args.max_entries]
     print(f"{len(finished)} entries done, {len(todo)} to run -> {results}", file=sys.stderr)
-    for key in tqdm(todo, desc="leaderboard", unit="entry"):
-        entry = run_entry(config, key, done, results.parent / "runs")
-        append_atomically(results, entry)
-        done.append(entry)
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.workers == 1:
+        for key in tqdm(todo, desc="leaderboard", unit="entry"):
+            entry = run_entry(config, key, done, results.parent / "runs")
+            append_atomically(results, entry)
+            done.append(entry)
+    else:
+        run_in_workers(config, todo, done, results, args.workers)
     return 0
+
+
+def run_in_workers(config: dict, todo: list[tuple], done: list[dict], results: Path, workers: int) -> None:
+    """Entries in worker processes, results appended here as they finish. Random search waits
+    for the other entries, since it matches the RL agents' evaluation counts."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    phases = [[k for k in todo if k[3] != "random-search"], [k for k in todo if k[3] == "random-search"]]
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=torch.set_num_threads,
+        initargs=(threads,),
+    )
+    with pool, tqdm(total=len(todo), desc="leaderboard", unit="entry") as bar:
+        for phase in phases:
+            runs = results.parent / "runs"
+            futures = [pool.submit(run_entry, config, key, list(done), runs) for key in phase]
+            for future in as_completed(futures):
+                entry = future.result()
+                append_atomically(results, entry)
+                done.append(entry)
+                bar.update()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """LEADERBOARD.md and plots from a leaderboard's results.
 
-    python benchmarks/report.py RESULTS.jsonl [--out DIR] [--command "the command that made it"]
+    python benchmarks/report.py RESULTS.jsonl [MORE.jsonl ...] [--out DIR] [--command "..."]
 
 Per task and budget: the dense test accuracy from the same pipeline on top, then every agent
 ranked by mean test accuracy over its seeds among entries that satisfy the budget (mean +- std,
@@ -31,6 +31,19 @@ def _mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.2f} +- {100 * std:.2f}"
 
 
+def _settings(by_agent: dict[str, list[dict]]) -> str:
+    """The search and fine-tune settings the cell's entries share, as a sentence."""
+    entries = [e for group in by_agent.values() for e in group if "masks" in e]
+    epochs = sorted({e["finetune_epochs"] for e in entries})
+    steps = sorted({e["timesteps"] for e in entries if e["timesteps"]})
+    latency = sorted(
+        {f"batch {e['latency_batch']} on {e['device']}" for e in entries if "latency_batch" in e}
+    )
+    text = f"Final fine-tune: {', '.join(map(str, epochs))} epoch(s) for every agent"
+    text += f"; RL agents trained for {', '.join(f'{t:,}' for t in steps)} timesteps" if steps else ""
+    return text + (f"; latency measured at {', '.join(latency)}." if latency else ".")
+
+
 def leaderboard_markdown(entries: list[dict], command: str | None = None) -> str:
     lines = ["# Leaderboard", ""]
     if command:
@@ -53,7 +66,7 @@ def leaderboard_markdown(entries: list[dict], command: str | None = None) -> str
         ]
         lines += [f"## {task}, {budget} <= {limit:g}", ""]
         if dense:
-            lines += [f"Dense test accuracy: {100 * statistics.mean(dense):.2f}%", ""]
+            lines += [f"Dense test accuracy: {100 * statistics.mean(dense):.2f}%. {_settings(by_agent)}", ""]
         lines += [
             "| rank | agent | test acc. | delta | params ratio | compression | theor. speedup | latency speedup | within budget | evaluations |",
             "|---|---|---|---|---|---|---|---|---|---|",
@@ -114,7 +127,7 @@ def plot_tradeoff(entries: list[dict], out_dir: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results")
+    parser.add_argument("results", nargs="+", help="one or more JSONL files, reported together")
     parser.add_argument(
         "--out", default=None, help="folder for LEADERBOARD.md and plots (default: beside the results)"
     )
@@ -122,8 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         "--command", default=None, help="the command that produced the results, quoted in the report"
     )
     args = parser.parse_args(argv)
-    entries = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
-    out = Path(args.out) if args.out else Path(args.results).parent
+    entries = [
+        json.loads(line)
+        for path in args.results
+        for line in Path(path).read_text().splitlines()
+        if line.strip()
+    ]
+    out = Path(args.out) if args.out else Path(args.results[0]).parent
     out.mkdir(parents=True, exist_ok=True)
     (out / "LEADERBOARD.md").write_text(leaderboard_markdown(entries, args.command))
     plots = plot_tradeoff(entries, out)

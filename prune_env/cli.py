@@ -85,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--out", default=defaults.out, help="output directory (default %(default)s)")
     p.add_argument("--data-dir", default=None, help="where the dataset is (default: searched)")
+    p.add_argument(
+        "--val-size",
+        type=_positive_int,
+        default=defaults.val_size,
+        help="validation images held out of the training set",
+    )
+    p.add_argument(
+        "--latency-batch",
+        type=_positive_int,
+        default=defaults.latency_batch,
+        help="batch size of the reported latency",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -93,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
+    p.add_argument(
+        "--val-size",
+        type=_positive_int,
+        default=PruneConfig.val_size,
+        help="validation images held out of the training set",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="checkpoint path (default: the task's cache path)")
 
@@ -115,7 +133,7 @@ def _prune(args) -> int:
         task=args.task, budget=args.budget, limit=args.limit, agent=args.agent, timesteps=args.timesteps,
         finetune_epochs=args.finetune_epochs, seed=args.seed, out=args.out, episode_finetune=args.episode_finetune,
         action_mode=args.action_mode, eval_samples=args.eval_samples, device=args.device, data_dir=args.data_dir,
-        progress=not args.no_progress,
+        val_size=args.val_size, latency_batch=args.latency_batch, progress=not args.no_progress,
     )  # fmt: skip
     metrics = run_prune(cfg)
     d, p = metrics["dense"], metrics["pruned"]
@@ -136,6 +154,7 @@ def _pretrain(args) -> int:
         epochs=args.epochs,
         seed=args.seed,
         data_dir=args.data_dir,
+        val_size=args.val_size,
         device=args.device,
         out=args.out,
     )

@@ -13,7 +13,7 @@ from gymnasium.error import ResetNeeded
 from torch import nn
 
 from prune_env.budgets import BudgetCache, Flops, Params, make_budgets
-from prune_env.data import load_dataset
+from prune_env.data import DEFAULT_VAL_SIZE, load_dataset
 from prune_env.errors import InvalidActionError
 from prune_env.evaluate import accuracy, finetune, resolve_device
 from prune_env.groups import GroupAnalysis, analyze, unit_importance
@@ -124,6 +124,7 @@ class PruneEnv(gym.Env):
     | finetune_steps | 0 | Adam steps on training data before scoring |
     | finetune_batch_size, finetune_lr | 64, 3e-4 | the fine-tune's batch size and learning rate |
     | data_dir | None | where the task's dataset is (see ``prune_env.data``) |
+    | val_size | 5000 | images held out of the training set as the validation split (keep the default: the shipped checkpoints were selected on it) |
     | device | "auto" | CUDA where available, else CPU |
 
     ```python
@@ -154,6 +155,7 @@ class PruneEnv(gym.Env):
         finetune_batch_size: int = 64,
         finetune_lr: float = 3e-4,
         data_dir=None,
+        val_size: int = DEFAULT_VAL_SIZE,
         device: str = "auto",
     ):
         super().__init__()
@@ -174,7 +176,7 @@ class PruneEnv(gym.Env):
             self.task = task or DEFAULT_TASK
             spec = get_task(self.task)
             dense, self.checkpoint = load_checkpoint(self.task)
-            data = load_dataset(spec.dataset, data_dir)
+            data = load_dataset(spec.dataset, data_dir, val_size=val_size)
             eval_x, eval_y = data.val.tensors(eval_samples)
             self._train_sampler = _split_sampler(data.train)
             if example_inputs is None:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from prune_env.budgets import count_macs, count_params, measure_latency
-from prune_env.data import load_dataset
+from prune_env.data import DEFAULT_VAL_SIZE, load_dataset
 from prune_env.env import PruneEnv
 from prune_env.errors import PruneEnvError
 from prune_env.evaluate import accuracy
@@ -55,7 +55,13 @@ class PruneConfig:
     sampled_episodes: int = 32
     device: str = "auto"
     data_dir: str | None = None
+    val_size: int = DEFAULT_VAL_SIZE  # validation images held out of the training set
+    latency_batch: int = LATENCY_BATCH  # batch of the reported latency (1: single-image latency)
     progress: bool = True
+
+    def __post_init__(self):
+        if int(self.latency_batch) < 1:
+            raise ValueError(f"latency_batch must be >= 1, got {self.latency_batch}")
 
 
 def _check_output_dir(out: Path) -> None:
@@ -113,7 +119,7 @@ def _make_env(cfg: PruneConfig, action_mode: str) -> PruneEnv:
     torch.manual_seed(cfg.seed)
     env = PruneEnv(
         cfg.task, budget=cfg.budget, budget_limit=cfg.limit, action_mode=action_mode,
-        eval_samples=cfg.eval_samples, data_dir=cfg.data_dir, device=cfg.device,
+        eval_samples=cfg.eval_samples, data_dir=cfg.data_dir, val_size=cfg.val_size, device=cfg.device,
     )  # fmt: skip
     env.reset(seed=cfg.seed)
     env.action_space.seed(cfg.seed)
@@ -210,7 +216,7 @@ def finish_pruning(
     """Export the masks, fine-tune, evaluate dense and pruned, measure, write every output."""
     env.finetune_steps = 0
     chosen = env.evaluate_masks(masks)  # budget values of the chosen architecture
-    data = load_dataset(get_task(cfg.task).dataset, cfg.data_dir)
+    data = load_dataset(get_task(cfg.task).dataset, cfg.data_dir, val_size=cfg.val_size)
     device = env.device
     pruned = env.export()  # the network evaluate_masks just built and checked (no fine-tune)
     dense = env.model
@@ -222,7 +228,7 @@ def finish_pruning(
     val_after, best_epoch = _finetune_epochs(
         pruned, data, cfg.finetune_epochs, device, cfg.seed, cfg.progress
     )
-    latency_input = env.example_inputs[:1].repeat(LATENCY_BATCH, *([1] * (example.dim() - 1)))
+    latency_input = env.example_inputs[:1].repeat(cfg.latency_batch, *([1] * (example.dim() - 1)))
     metrics = {
         "task": cfg.task,
         "agent": cfg.agent,
@@ -232,7 +238,7 @@ def finish_pruning(
         "finetune_epochs": cfg.finetune_epochs,
         "best_finetune_epoch": best_epoch,
         "device": str(device),
-        "latency_batch": LATENCY_BATCH,
+        "latency_batch": cfg.latency_batch,
         "checkpoint_sha256": env.checkpoint.get("sha256"),
         "out": str(out),
         "groups": env.group_names,
@@ -297,6 +303,11 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "auto") -> tuple[floa
     metrics = json.loads(metrics_path.read_text())
     dev = resolve_device(device)
     model = torch.load(model_path, map_location=dev, weights_only=False).eval()
-    data = load_dataset(get_task(metrics["task"]).dataset, metrics["config"].get("data_dir"))
+    config = metrics["config"]
+    data = load_dataset(
+        get_task(metrics["task"]).dataset,
+        config.get("data_dir"),
+        val_size=config.get("val_size", DEFAULT_VAL_SIZE),
+    )
     x, y = (t.to(dev) for t in data.test.tensors())
     return accuracy(model, x, y), float(metrics["pruned"]["test_accuracy"])

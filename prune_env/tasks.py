@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from prune_env import models
-from prune_env.data import cache_dir, load_dataset
+from prune_env.data import DEFAULT_VAL_SIZE, cache_dir, load_dataset
 from prune_env.errors import CheckpointNotFoundError, UnknownTaskError
 from prune_env.evaluate import accuracy, resolve_device
 
@@ -145,6 +145,7 @@ def pretrain(
     epochs: int | None = None,
     seed: int = 0,
     data_dir: str | Path | None = None,
+    val_size: int = DEFAULT_VAL_SIZE,
     device: str = "auto",
     out: str | Path | None = None,
     progress: bool = True,
@@ -153,6 +154,8 @@ def pretrain(
     evaluate it on the test split and save it (to ``out`` or :func:`checkpoint_path`).
 
     Seeded end to end: the same seed, device and library versions give the same weights.
+    ``val_size`` images of the training set are held out for model selection (tiny test data
+    needs a smaller one).
     Returns the metadata written beside the weights.
     """
     task = get_task(name)
@@ -162,7 +165,7 @@ def pretrain(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
-    data = load_dataset(task.dataset, data_dir)
+    data = load_dataset(task.dataset, data_dir, val_size=val_size)
     model = task.build().to(dev)
     if recipe.optimizer == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -211,6 +214,7 @@ def pretrain(
         "test_accuracy": accuracy(model, test_x, test_y),
         "val_history": history,
         "seed": seed,
+        "val_size": val_size,
         "epochs": epochs,
         "recipe": asdict(recipe),
         "device": str(dev),

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from fake_data import write_fake_cifar10
 
 from prune_env import DatasetNotFoundError, load_dataset
 from prune_env.data import DEBIAN_FASHION_MNIST
@@ -49,16 +50,7 @@ def test_missing_dataset_error_says_how_to_get_it(tmp_path, monkeypatch):
 
 
 def test_cifar10_reads_torchvision_on_disk_format(tmp_path):
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name, n in [*((f"data_batch_{i}", 20) for i in range(1, 6)), ("test_batch", 10)]:
-        entry = {
-            "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-            "labels": rng.integers(0, 10, n).tolist(),
-        }
-        with open(folder / name, "wb") as f:
-            pickle.dump(entry, f)
+    folder = write_fake_cifar10(tmp_path, per_batch=20, test=10)
     data = load_dataset("cifar10", tmp_path, val_size=10)
     assert (len(data.train), len(data.val), len(data.test)) == (90, 10, 10)
     assert data.input_shape == (3, 32, 32)
