@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=1, help="entries run at a time, each in its own process"
     )
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
     config = load_config(args.config)
     results = Path(config["results"])
     done = read_results(results)
@@ -170,8 +172,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_entries is not None:
         todo = todo[: args.max_entries]
     print(f"{len(finished)} entries done, {len(todo)} to run -> {results}", file=sys.stderr)
-    if args.workers < 1:
-        parser.error(f"--workers must be >= 1, got {args.workers}")
     if args.workers == 1:
         for key in tqdm(todo, desc="leaderboard", unit="entry"):
             entry = run_entry(config, key, done, results.parent / "runs")

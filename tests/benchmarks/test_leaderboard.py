@@ -103,3 +103,22 @@ def test_tiny_grid_killed_resumed_and_validated(tmp_path):
         and "params_ratio" in invalid.stdout
         and "val_accuracy_before_finetune" in invalid.stdout
     )
+
+
+def test_workers_run_the_grid_and_random_search_matches_the_agents_evaluations(tmp_path):
+    config = yaml.safe_load((ROOT / "benchmarks" / "configs" / "smoke.yaml").read_text())
+    config.update(agents=["random-search", "ppo-lag"], seeds=[0, 1], results=str(tmp_path / "w.jsonl"))
+    path = tmp_path / "workers.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = _run("benchmarks/leaderboard.py", "--config", str(path), "--workers", "2")
+    assert run.returncode == 0, run.stderr[-2000:]
+    entries = {
+        (e["agent"], e["seed"]): e for e in map(json.loads, (tmp_path / "w.jsonl").read_text().splitlines())
+    }
+    assert set(entries) == {(a, s) for a in ("random-search", "ppo-lag") for s in (0, 1)}
+    for seed in (0, 1):
+        agent, search = entries[("ppo-lag", seed)], entries[("random-search", seed)]
+        assert search["evaluations"] == agent["evaluations"] == search["hyperparameters"]["evaluations"]
+        assert agent["threads"] == max(1, (os.cpu_count() or 1) // 2)
+    bad = _run("benchmarks/leaderboard.py", "--config", str(path), "--workers", "0")
+    assert bad.returncode == 2 and "--workers must be >= 1" in bad.stderr
