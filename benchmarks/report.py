@@ -37,7 +37,12 @@ def _settings(by_agent: dict[str, list[dict]]) -> str:
     epochs = sorted({e["finetune_epochs"] for e in entries})
     steps = sorted({e["timesteps"] for e in entries if e["timesteps"]})
     latency = sorted(
-        {f"batch {e['latency_batch']} on {e['device']}" for e in entries if "latency_batch" in e}
+        {
+            f"batch {e['latency_batch']} on {e['device']}"
+            + (f" ({e['threads']} thread(s))" if "threads" in e else "")
+            for e in entries
+            if "latency_batch" in e
+        }
     )
     text = f"Final fine-tune: {', '.join(map(str, epochs))} epoch(s) for every agent"
     text += f"; RL agents trained for {', '.join(f'{t:,}' for t in steps)} timesteps" if steps else ""
