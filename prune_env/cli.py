@@ -84,34 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--out", default=defaults.out, help="output directory (default %(default)s)")
-    p.add_argument("--data-dir", default=None, help="where the dataset is (default: searched)")
-    p.add_argument(
-        "--val-size",
-        type=_positive_int,
-        default=defaults.val_size,
-        help="validation images held out of the training set",
-    )
+    _add_data_options(p)
     p.add_argument(
         "--latency-batch",
         type=_positive_int,
         default=defaults.latency_batch,
         help="batch size of the reported latency",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("pretrain", help="train a task's dense network and cache its checkpoint")
     p.add_argument("--task", required=True)
     p.add_argument("--epochs", type=_positive_int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument(
-        "--val-size",
-        type=_positive_int,
-        default=PruneConfig.val_size,
-        help="validation images held out of the training set",
-    )
-    p.add_argument("--device", default="auto")
+    _add_data_options(p)
     p.add_argument("--out", default=None, help="checkpoint path (default: the task's cache path)")
 
     sub.add_parser("tasks", help="list the task zoo")
@@ -122,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--tolerance", type=float, default=1e-4)
     return parser
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """Where the data is, how it is split, and where the network runs (prune and pretrain)."""
+    p.add_argument("--data-dir", default=None, help="where the dataset is (default: searched)")
+    p.add_argument(
+        "--val-size",
+        type=_positive_int,
+        default=PruneConfig.val_size,
+        help="validation images held out of the training set",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
 
 
 def _prune(args) -> int:
