@@ -1,8 +1,13 @@
-"""Constrained RL agents on stable-baselines3 for PruneEnv-v0 (and any env with info["cost"])."""
+"""Constrained RL agents on stable-baselines3 for PruneEnv-v0 (and any env with info["cost"]).
+
+Depends on the environment core's cost conventions only (``prune_env.costs``,
+``prune_env.wrappers``, ``prune_env.errors``), never on the application (``prune_env.app``).
+"""
 
 from agents.common.lagrange import GradientLagrange, Lagrange, PIDLagrange, make_lagrange
-from agents.ppo_lag import CostActorCriticPolicy, MissingCostError, PPOLag
+from agents.ppo_lag import CostActorCriticPolicy, PPOLag
 from agents.registry import list_agents, make_agent
+from prune_env.errors import MissingCostError
 
 __all__ = [
     "CostActorCriticPolicy",

@@ -9,46 +9,25 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import RescaleAction
+from sb3_contrib import TRPO, MaskablePPO, RecurrentPPO
+from stable_baselines3 import A2C, PPO, TD3
+from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.hyperparams import a2c, ppo, td3, trpo
+from agents.ppo_lag import PPOLag
 from prune_env.wrappers import CostPenalty, MultiBinaryAsMultiDiscrete
-
-
-def _ppo_lag():
-    from agents.ppo_lag import PPOLag
-
-    return PPOLag
-
-
-def _sb3(name: str):
-    def load():
-        import stable_baselines3
-
-        return getattr(stable_baselines3, name)
-
-    return load
-
-
-def _contrib(name: str):
-    def load():
-        import sb3_contrib
-
-        return getattr(sb3_contrib, name)
-
-    return load
 
 
 @dataclass(frozen=True)
 class AgentSpec:
     name: str
-    load_class: Callable[[], type]
+    cls: type
     policy: str
     defaults: dict
     penalty: bool
@@ -59,21 +38,21 @@ class AgentSpec:
 AGENTS: dict[str, AgentSpec] = {
     s.name: s
     for s in [
-        AgentSpec("ppo-lag", _ppo_lag, "MlpPolicy", ppo.PPO_LAG, False, None,
+        AgentSpec("ppo-lag", PPOLag, "MlpPolicy", ppo.PPO_LAG, False, None,
                   "PPO-Lagrangian, projected-gradient multiplier (the paper's method)"),
-        AgentSpec("ppo-pid-lag", _ppo_lag, "MlpPolicy", ppo.PPO_PID_LAG, False, None,
+        AgentSpec("ppo-pid-lag", PPOLag, "MlpPolicy", ppo.PPO_PID_LAG, False, None,
                   "PPO-Lagrangian with a PID multiplier (Stooke et al. 2020)"),
-        AgentSpec("ppo-penalty", _sb3("PPO"), "MlpPolicy", ppo.PPO, True, None,
+        AgentSpec("ppo-penalty", PPO, "MlpPolicy", ppo.PPO, True, None,
                   "PPO on reward - coef * cost"),
-        AgentSpec("maskable-ppo-penalty", _contrib("MaskablePPO"), "MlpPolicy", ppo.PPO, True, gym.spaces.MultiBinary,
+        AgentSpec("maskable-ppo-penalty", MaskablePPO, "MlpPolicy", ppo.PPO, True, gym.spaces.MultiBinary,
                   "sb3-contrib MaskablePPO on reward - coef * cost (mask mode)"),
-        AgentSpec("a2c-penalty", _sb3("A2C"), "MlpPolicy", a2c.A2C, True, None,
+        AgentSpec("a2c-penalty", A2C, "MlpPolicy", a2c.A2C, True, None,
                   "A2C on reward - coef * cost"),
-        AgentSpec("trpo-penalty", _contrib("TRPO"), "MlpPolicy", trpo.TRPO, True, None,
+        AgentSpec("trpo-penalty", TRPO, "MlpPolicy", trpo.TRPO, True, None,
                   "sb3-contrib TRPO on reward - coef * cost"),
-        AgentSpec("recurrent-ppo-penalty", _contrib("RecurrentPPO"), "MlpLstmPolicy", ppo.RECURRENT_PPO, True, None,
+        AgentSpec("recurrent-ppo-penalty", RecurrentPPO, "MlpLstmPolicy", ppo.RECURRENT_PPO, True, None,
                   "sb3-contrib RecurrentPPO (LSTM) on reward - coef * cost"),
-        AgentSpec("td3-ratio-penalty", _sb3("TD3"), "MlpPolicy", td3.TD3, True, gym.spaces.Box,
+        AgentSpec("td3-ratio-penalty", TD3, "MlpPolicy", td3.TD3, True, gym.spaces.Box,
                   "TD3 on reward - coef * cost (ratio mode: one keep-fraction per group)"),
     ]
 }  # fmt: skip
@@ -98,7 +77,7 @@ def known_hyperparameters(cls: type) -> set[str]:
 
 def validate_hyperparameters(name: str, params: dict) -> None:
     spec = get_agent_spec(name)
-    known = known_hyperparameters(spec.load_class())
+    known = known_hyperparameters(spec.cls)
     unknown = sorted(set(params) - known)
     if unknown:
         raise ValueError(f"unknown hyperparameter(s) {unknown} for agent {name!r}; known: {sorted(known)}")
@@ -117,7 +96,7 @@ def make_agent(name: str, env, *, penalty_coef: float = 1.0, **overrides):
     Unknown hyperparameters are an error, not silently ignored.
     """
     spec = get_agent_spec(name)
-    cls = spec.load_class()
+    cls = spec.cls
     params = {**copy.deepcopy(spec.defaults), **overrides}
     validate_hyperparameters(name, params)
     space = env.action_space
@@ -143,8 +122,6 @@ def make_agent(name: str, env, *, penalty_coef: float = 1.0, **overrides):
         if name == "recurrent-ppo-penalty" and isinstance(space, gym.spaces.MultiBinary):
             env = MultiBinaryAsMultiDiscrete(env)  # its loss fails on MultiBinary's int8 actions
     if name == "td3-ratio-penalty" and params.get("action_noise") is None:
-        from stable_baselines3.common.noise import NormalActionNoise
-
         dim = int(np.prod(space.shape))
         params["action_noise"] = NormalActionNoise(np.zeros(dim), 0.1 * np.ones(dim))
     return cls(spec.policy, env, **params)

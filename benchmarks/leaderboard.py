@@ -15,62 +15,45 @@ is still written by one process only).
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import yaml
+from results_io import FORMAT, append_atomically, entry_key, read_results
 from tqdm import tqdm
 
-from prune_env.data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_SIZE
+from agents.registry import AGENTS
+from prune_env.app.baselines import BASELINES
+from prune_env.app.config import GRID_FIELDS, PruneConfig
+from prune_env.app.pipeline import run_baseline, run_prune
 from prune_env.errors import PruneEnvError
-from prune_env.pipeline import LATENCY_BATCH, PruneConfig, run_baseline, run_prune
+from prune_env.zoo.data import DEFAULT_SPLIT_SEED
 
-BASELINES = ("uniform-l1", "global-l1", "random-search")
-DEFAULTS = dict(
-    timesteps=3000, finetune_epochs=2, episode_finetune=[0, 32], eval_samples=1000, sampled_episodes=32,
-    data_dir=None, val_size=DEFAULT_VAL_SIZE, latency_batch=LATENCY_BATCH,
-)  # fmt: skip
+GRID_KEYS = ("tasks", "budgets", "agents", "seeds")
 
 
 def load_config(path: str | Path) -> dict:
+    """The grid (tasks, budgets, agents, seeds), the results path, and the run settings every
+    entry shares: any field of :data:`GRID_FIELDS`, the rest from ``PruneConfig``'s defaults."""
     config = yaml.safe_load(Path(path).read_text())
-    missing = [k for k in ("tasks", "budgets", "agents", "seeds") if k not in config]
+    missing = [k for k in GRID_KEYS if k not in config]
     if missing:
         raise ValueError(f"{path}: missing keys {missing}")
+    unknown = sorted(set(config) - {*GRID_KEYS, "results", *GRID_FIELDS})
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; run settings are {list(GRID_FIELDS)}")
     for budget in config["budgets"]:
         if set(budget) != {"kind", "limit"}:
             raise ValueError(f"{path}: every budget needs exactly 'kind' and 'limit', got {budget}")
     config.setdefault("results", str(Path(path).with_suffix(".jsonl")))
-    return {**DEFAULTS, **config}
-
-
-def entry_key(entry: dict) -> tuple:
-    return (entry["task"], entry["budget"], float(entry["limit"]), entry["agent"], int(entry["seed"]))
-
-
-def read_results(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def append_atomically(path: Path, entry: dict) -> None:
-    """Rewrite the file with one more line through a temporary file and an atomic rename."""
-    lines = path.read_text() if path.is_file() else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(lines + json.dumps(entry, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    defaults = {f: getattr(PruneConfig(), f) for f in GRID_FIELDS}
+    return {**defaults, **config}
 
 
 def grid(config: dict) -> list[tuple]:
@@ -85,58 +68,58 @@ def grid(config: dict) -> list[tuple]:
     ]
 
 
+def matched_evaluations(done: list[dict], key: tuple) -> int:
+    """The accuracy evaluations the grid's first RL agent spent on the same task, budget and seed
+    (what random search is given); 0 if no RL entry of the cell exists."""
+    for e in done:
+        if (
+            e["agent"] not in BASELINES
+            and "evaluations" in e
+            and entry_key(e)[:3] == key[:3]
+            and e["seed"] == key[4]
+        ):
+            return int(e["evaluations"])
+    return 0
+
+
 def run_entry(config: dict, key: tuple, done: list[dict], runs_dir: Path) -> dict:
     task, budget, limit, agent, seed = key
     out = runs_dir / f"{task}__{budget}-{limit:g}__{agent}__{seed}"
-    cfg = PruneConfig(
-        task=task, budget=budget, limit=limit, agent=agent, seed=seed, out=str(out), progress=False,
-        timesteps=config["timesteps"], finetune_epochs=config["finetune_epochs"],
-        episode_finetune=list(config["episode_finetune"]), eval_samples=config["eval_samples"],
-        sampled_episodes=config["sampled_episodes"], data_dir=config["data_dir"], val_size=config["val_size"],
-        latency_batch=config["latency_batch"],
-    )  # fmt: skip
+    settings = {f: config[f] for f in GRID_FIELDS}
+    cfg = PruneConfig(task=task, budget=budget, limit=limit, agent=agent, seed=seed, out=str(out), progress=False,
+                      **settings)  # fmt: skip
     start = time.time()
     hyperparameters: dict = {}
     try:
         if agent in BASELINES:
-            matched = [
-                e for e in done
-                if e["agent"] not in BASELINES and "evaluations" in e and entry_key(e)[:3] == key[:3] and e["seed"] == seed
-            ]  # fmt: skip
-            evaluations = matched[0]["evaluations"] if matched else config["timesteps"]
+            evaluations = matched_evaluations(done, key) or config["timesteps"]
             hyperparameters = (
                 {"evaluations": evaluations} if agent == "random-search" else {"bisection_steps": 12}
             )
             metrics = run_baseline(cfg, agent, evaluations=evaluations)
         else:
-            from agents.registry import AGENTS
-
             hyperparameters = {k: repr(v) for k, v in AGENTS[agent].defaults.items()}
             metrics = run_prune(cfg)
     except PruneEnvError as exc:
         return {"task": task, "budget": budget, "limit": limit, "agent": agent, "seed": seed, "satisfied": False,
                 "error": str(exc), "wall_seconds": time.time() - start, "hyperparameters": hyperparameters}  # fmt: skip
     d, p = metrics["dense"], metrics["pruned"]
-    masks = json.loads((out / "masks.json").read_text())
     return {
+        "format": FORMAT,
         "task": task,
         "checkpoint_sha256": metrics["checkpoint_sha256"],
         "split_seed": DEFAULT_SPLIT_SEED,
-        "val_size": config["val_size"],
         "device": metrics["device"],
-        "latency_batch": metrics["latency_batch"],
         "threads": torch.get_num_threads(),
         "budget": budget,
         "limit": limit,
         "agent": agent,
         "hyperparameters": hyperparameters,
         "seed": seed,
-        "masks": masks["masks"],
-        "widths": masks["widths"],
-        "timesteps": config["timesteps"] if agent not in BASELINES else 0,
-        "evaluations": metrics["evaluations"],
-        "eval_samples": config["eval_samples"],
-        "finetune_epochs": config["finetune_epochs"],
+        "config": {f: v for f, v in asdict(cfg).items() if f in GRID_FIELDS},
+        "selected": metrics["selected"],
+        **metrics["search"],
+        "timesteps": cfg.timesteps if agent not in BASELINES else 0,
         "wall_seconds": time.time() - start,
         "val_accuracy_before_finetune": p["val_accuracy_before_finetune"],
         "val_accuracy_after_finetune": p["val_accuracy_after_finetune"],
@@ -144,7 +127,6 @@ def run_entry(config: dict, key: tuple, done: list[dict], runs_dir: Path) -> dic
         "test_accuracy": p["test_accuracy"],
         "dense_test_accuracy": d["test_accuracy"],
         "delta": p["test_accuracy"] - d["test_accuracy"],
-        "budget_value": metrics["budget"]["value"],
         "params_ratio": p["params"] / d["params"],
         "flops_ratio": p["macs"] / d["macs"],
         "compression": d["params"] / p["params"],

@@ -12,7 +12,6 @@ ratio, one line per agent (a point per budget).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from collections import defaultdict
@@ -22,6 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from results_io import read_results, run_settings  # noqa: E402
 
 
 def _mean_std(values: list[float]) -> str:
@@ -34,14 +34,14 @@ def _mean_std(values: list[float]) -> str:
 def _settings(by_agent: dict[str, list[dict]]) -> str:
     """The search and fine-tune settings the cell's entries share, as a sentence."""
     entries = [e for group in by_agent.values() for e in group if "masks" in e]
-    epochs = sorted({e["finetune_epochs"] for e in entries})
+    epochs = sorted({run_settings(e)["finetune_epochs"] for e in entries})
     steps = sorted({e["timesteps"] for e in entries if e["timesteps"]})
     latency = sorted(
         {
-            f"batch {e['latency_batch']} on {e['device']}"
+            f"batch {run_settings(e)['latency_batch']} on {e['device']}"
             + (f" ({e['threads']} thread(s))" if "threads" in e else "")
             for e in entries
-            if "latency_batch" in e
+            if "latency_batch" in run_settings(e)
         }
     )
     text = f"Final fine-tune: {', '.join(map(str, epochs))} epoch(s) for every agent"
@@ -140,12 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         "--command", default=None, help="the command that produced the results, quoted in the report"
     )
     args = parser.parse_args(argv)
-    entries = [
-        json.loads(line)
-        for path in args.results
-        for line in Path(path).read_text().splitlines()
-        if line.strip()
-    ]
+    entries = read_results(*args.results)
     out = Path(args.out) if args.out else Path(args.results[0]).parent
     out.mkdir(parents=True, exist_ok=True)
     (out / "LEADERBOARD.md").write_text(leaderboard_markdown(entries, args.command))

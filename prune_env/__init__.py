@@ -1,7 +1,8 @@
 """prune-env: neural-network pruning under compute budgets as a Gymnasium constrained MDP.
 
 ``import prune_env`` registers ``PruneEnv-v0``; ``gym.make("prune_env:PruneEnv-v0")`` works
-without the import.
+without the import. This package (the environment core and the task zoo, ``prune_env.zoo``)
+needs only the base dependencies; the ``prune-env`` command lives in ``prune_env.app``.
 """
 
 from __future__ import annotations
@@ -9,19 +10,23 @@ from __future__ import annotations
 import gymnasium as gym
 
 from prune_env.budgets import Budget, CallableBudget, Flops, Latency, Params
-from prune_env.data import cache_dir, load_dataset
+from prune_env.costs import read_costs
 from prune_env.env import PruneEnv
 from prune_env.errors import (
     BudgetError,
     CheckpointNotFoundError,
     DatasetNotFoundError,
     InvalidActionError,
+    InvalidRecordError,
+    MissingCostError,
+    NoFeasibleMaskError,
     PruneEnvError,
     PruningMismatchError,
     UnknownTaskError,
     UnsupportedModelError,
 )
-from prune_env.tasks import get_task, list_tasks, load_checkpoint, pretrain
+from prune_env.scored import ScoredMask, ScoringProtocol
+from prune_env.zoo import cache_dir, get_task, list_tasks, load_checkpoint, load_dataset, pretrain
 
 __version__ = "0.1.0"
 
@@ -38,11 +43,16 @@ __all__ = [
     "DatasetNotFoundError",
     "Flops",
     "InvalidActionError",
+    "InvalidRecordError",
     "Latency",
+    "MissingCostError",
+    "NoFeasibleMaskError",
     "Params",
     "PruneEnv",
     "PruneEnvError",
     "PruningMismatchError",
+    "ScoredMask",
+    "ScoringProtocol",
     "UnknownTaskError",
     "UnsupportedModelError",
     "cache_dir",
@@ -51,4 +61,5 @@ __all__ = [
     "load_checkpoint",
     "load_dataset",
     "pretrain",
+    "read_costs",
 ]

@@ -1,5 +1,5 @@
 import sys
 
-from prune_env.cli import main
+from prune_env.app.cli import main
 
 sys.exit(main())

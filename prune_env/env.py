@@ -13,13 +13,14 @@ from gymnasium.error import ResetNeeded
 from torch import nn
 
 from prune_env.budgets import BudgetCache, Flops, Params, make_budgets
-from prune_env.data import DEFAULT_VAL_SIZE, load_dataset
 from prune_env.errors import InvalidActionError
-from prune_env.evaluate import accuracy, finetune, resolve_device
 from prune_env.groups import GroupAnalysis, analyze, unit_importance
 from prune_env.masking import apply_masks, check_export, probe_groups, prune_copy
+from prune_env.scored import ScoredMask, ScoringProtocol
 from prune_env.structure import StructureEstimate
-from prune_env.tasks import DEFAULT_TASK, get_task, load_checkpoint
+from prune_env.zoo import sources
+from prune_env.zoo.data import DEFAULT_VAL_SIZE
+from prune_env.zoo.training import accuracy, fit, resolve_device, sampled_batches
 
 DESCRIPTOR_NAMES = (
     "group_index",
@@ -107,7 +108,9 @@ class PruneEnv(gym.Env):
     Terminates after one step per group (``num_groups`` steps). Never truncated.
     Final-step ``info``: ``accuracy``, ``params_ratio``, ``flops_ratio``, ``cost``, ``costs``,
     ``budgets`` (name -> value), ``constraint_satisfied``, ``masks`` (group name -> kept unit
-    indices), ``widths`` (group name -> kept width).
+    indices), ``widths`` (group name -> kept width), and ``scored``: all of these as one
+    :class:`prune_env.ScoredMask`, with the scoring protocol, ready for JSON
+    (``evaluate_masks(masks)`` returns the same record outside an episode).
 
     ## Arguments
     | argument | default | meaning |
@@ -123,7 +126,7 @@ class PruneEnv(gym.Env):
     | eval_samples | 1000 | validation images scored for the reward |
     | finetune_steps | 0 | Adam steps on training data before scoring |
     | finetune_batch_size, finetune_lr | 64, 3e-4 | the fine-tune's batch size and learning rate |
-    | data_dir | None | where the task's dataset is (see ``prune_env.data``) |
+    | data_dir | None | where the task's dataset is (see ``prune_env.zoo.data``) |
     | val_size | 5000 | images held out of the training set as the validation split (keep the default: the shipped checkpoints were selected on it) |
     | device | "auto" | CUDA where available, else CPU |
 
@@ -150,10 +153,10 @@ class PruneEnv(gym.Env):
         budget="params",
         budget_limit=0.1,
         action_mode: str = "mask",
-        eval_samples: int = 1000,
-        finetune_steps: int = 0,
-        finetune_batch_size: int = 64,
-        finetune_lr: float = 3e-4,
+        eval_samples: int = ScoringProtocol.eval_samples,
+        finetune_steps: int = ScoringProtocol.finetune_steps,
+        finetune_batch_size: int = ScoringProtocol.finetune_batch_size,
+        finetune_lr: float = ScoringProtocol.finetune_lr,
         data_dir=None,
         val_size: int = DEFAULT_VAL_SIZE,
         device: str = "auto",
@@ -170,33 +173,27 @@ class PruneEnv(gym.Env):
         self._limits = limits
         self.finetune_batch_size = int(finetune_batch_size)
         self.finetune_lr = float(finetune_lr)
-        self._train_sampler = None
 
         if model is None:
-            self.task = task or DEFAULT_TASK
-            spec = get_task(self.task)
-            dense, self.checkpoint = load_checkpoint(self.task)
-            data = load_dataset(spec.dataset, data_dir, val_size=val_size)
-            eval_x, eval_y = data.val.tensors(eval_samples)
-            self._train_sampler = _split_sampler(data.train)
-            if example_inputs is None:
-                example_inputs = eval_x[:2]
+            source = sources.from_task(
+                task, eval_samples=int(eval_samples), data_dir=data_dir, val_size=val_size
+            )
         else:
-            if eval_data is None:
-                raise ValueError("a custom model needs eval_data=(inputs, labels) or a DataLoader")
-            self.task = task or "custom"
-            self.checkpoint = {}
-            dense = model
-            eval_x, eval_y = _materialize(eval_data, int(eval_samples))
-            if train_data is not None:
-                self._train_sampler = _data_sampler(train_data)
-            if example_inputs is None:
-                example_inputs = eval_x[:2]
+            source = sources.from_model(
+                model, eval_data=eval_data, eval_samples=int(eval_samples), train_data=train_data,
+                example_inputs=example_inputs, name=task,
+            )  # fmt: skip
+        self.task, self.checkpoint = source.name, source.checkpoint
+        self._train_sampler = source.sample_train
         self.finetune_steps = finetune_steps
 
-        self.model = copy.deepcopy(dense).to(self.device).eval()  # the dense network, never mutated
-        self.example_inputs = _to_device(example_inputs, self.device)
-        self.eval_inputs, self.eval_labels = eval_x.to(self.device), eval_y.to(self.device)
+        self.model = copy.deepcopy(source.model).to(self.device).eval()  # the dense network, never mutated
+        example = source.example_inputs if example_inputs is None else example_inputs
+        self.example_inputs = _to_device(example, self.device)
+        self.eval_inputs, self.eval_labels = (
+            source.eval_inputs.to(self.device),
+            source.eval_labels.to(self.device),
+        )
 
         self.analysis: GroupAnalysis = analyze(self.model, self.example_inputs)
         probe_groups(self.model, self.example_inputs, self.analysis)
@@ -269,9 +266,9 @@ class PruneEnv(gym.Env):
         if self._step_index < self.num_groups:
             info.update(cost=0.0, costs=[0.0] * len(self.budgets))
             return self._observation(), 0.0, False, False, info
-        reward, final = self._score([k.copy() for k in self._keep])
-        info.update(final)
-        return self._observation(), reward, True, False, info
+        scored = self._score([k.copy() for k in self._keep], source="episode")
+        info.update(scored.info())
+        return self._observation(), scored.accuracy, True, False, info
 
     def action_masks(self) -> np.ndarray:
         """Valid actions for sb3-contrib's MaskablePPO: per mask entry, [0 allowed, 1 allowed]."""
@@ -298,22 +295,31 @@ class PruneEnv(gym.Env):
             return copy.deepcopy(self.last_model)
         return self._prune(self._parse_masks(masks))
 
-    def evaluate_masks(self, masks) -> dict:
-        """The final-step ``info`` (accuracy, costs, ratios, ...) of the given masks, outside an
-        episode: for baselines, search methods and replaying recorded entries.
+    def evaluate_masks(self, masks, *, source: str = "evaluated") -> ScoredMask:
+        """Score the given masks outside an episode, exactly as an episode's last step does
+        (same protocol, same budgets): for baselines, search methods and replays.
 
         Args:
             masks: group name -> kept unit indices, or one boolean keep-array per group.
+            source: recorded in the result (the name of the method that chose the masks).
         """
-        return self._score(self._parse_masks(masks))[1]
+        return self._score(self._parse_masks(masks), source)
+
+    @property
+    def protocol(self) -> ScoringProtocol:
+        """How the next episode (or :meth:`evaluate_masks`) scores a mask."""
+        return ScoringProtocol(
+            eval_samples=len(self.eval_labels), finetune_steps=self.finetune_steps,
+            finetune_batch_size=self.finetune_batch_size, finetune_lr=self.finetune_lr,
+        )  # fmt: skip
 
     def masks_to_dict(self, keep: Sequence[np.ndarray]) -> dict[str, list[int]]:
         return {g.name: np.flatnonzero(keep[g.index]).tolist() for g in self.groups}
 
     # --- episode internals ------------------------------------------------------------------
 
-    def _score(self, keep: list[np.ndarray]) -> tuple[float, dict]:
-        """Prune, measure, optionally fine-tune and score: the last step's reward and info."""
+    def _score(self, keep: list[np.ndarray], source: str) -> ScoredMask:
+        """Prune, measure, fine-tune per the protocol and score: the record of the last step."""
         widths = [int(k.sum()) for k in keep]
         pruned = self._prune(keep)
         params_ratio, flops_ratio = self._report_cache.get(widths, pruned)
@@ -322,24 +328,33 @@ class PruneEnv(gym.Env):
             seed = int(self.np_random.integers(2**31))
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 torch.manual_seed(seed)
-                finetune(
-                    pruned, self._train_sampler, self.finetune_steps, np.random.default_rng(seed),
-                    batch_size=self.finetune_batch_size, lr=self.finetune_lr, device=self.device,
-                )  # fmt: skip
+                batches = sampled_batches(
+                    self._train_sampler,
+                    self.finetune_steps,
+                    np.random.default_rng(seed),
+                    self.finetune_batch_size,
+                )
+                fit(
+                    pruned,
+                    batches,
+                    torch.optim.Adam(pruned.parameters(), lr=self.finetune_lr),
+                    device=self.device,
+                )
         acc = accuracy(pruned, self.eval_inputs, self.eval_labels)
         self.last_model, self.last_masks = pruned, keep
-        info = {
-            "accuracy": acc,
-            "cost": costs[0],
-            "costs": costs,
-            "budgets": {b.name: c for b, c in zip(self.budgets, costs)},
-            "params_ratio": params_ratio,
-            "flops_ratio": flops_ratio,
-            "constraint_satisfied": bool(all(c <= lim for c, lim in zip(costs, self._limits))),
-            "masks": self.masks_to_dict(keep),
-            "widths": {g.name: w for g, w in zip(self.groups, widths)},
-        }
-        return float(acc), info
+        return ScoredMask(
+            masks=self.masks_to_dict(keep),
+            widths={g.name: w for g, w in zip(self.groups, widths)},
+            accuracy=float(acc),
+            costs=[float(c) for c in costs],
+            budgets={b.name: float(c) for b, c in zip(self.budgets, costs)},
+            limits=list(self._limits),
+            params_ratio=float(params_ratio),
+            flops_ratio=float(flops_ratio),
+            satisfied=bool(all(c <= lim for c, lim in zip(costs, self._limits))),
+            protocol=self.protocol,
+            source=source,
+        )
 
     def _prune(self, keep: Sequence[np.ndarray]) -> nn.Module:
         """Physically prune a copy of the dense network and prove it equals the masked one."""
@@ -450,7 +465,7 @@ class PruneEnv(gym.Env):
         return f"PruneEnv(task={self.task!r}, groups={self.num_groups}, budgets=[{budgets}], limit={self.budget_limit})"
 
 
-# --- data helpers ---------------------------------------------------------------------------
+# --- helpers -------------------------------------------------------------------------------
 
 
 def _as_array(action, what: str) -> np.ndarray:
@@ -466,54 +481,3 @@ def _to_device(inputs, device):
     if isinstance(inputs, (tuple, list)):
         return tuple(t.to(device) for t in inputs)
     return inputs.to(device)
-
-
-def _materialize(data, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``count`` examples of ``(inputs, labels)`` tensors or a DataLoader."""
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
-        return data[0][:count], data[1][:count]
-    inputs, labels, seen = [], [], 0
-    try:
-        for x, y in data:
-            inputs.append(x)
-            labels.append(y)
-            seen += len(y)
-            if seen >= count:
-                break
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            "eval_data must be (inputs, labels) tensors or an iterable of (inputs, labels) batches"
-        ) from exc
-    if not inputs:
-        raise ValueError("eval_data is empty")
-    return torch.cat(inputs)[:count], torch.cat(labels)[:count]
-
-
-def _split_sampler(split):
-    def sample(rng: np.random.Generator, batch_size: int):
-        return split.batch(rng.integers(0, len(split), size=batch_size))
-
-    return sample
-
-
-def _data_sampler(data):
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
-        inputs, labels = data
-
-        def sample(rng: np.random.Generator, batch_size: int):
-            idx = torch.from_numpy(rng.integers(0, len(labels), size=batch_size))
-            return inputs[idx], labels[idx]
-
-        return sample
-
-    iterator = iter(())
-
-    def sample_loader(rng: np.random.Generator, batch_size: int):
-        nonlocal iterator
-        try:
-            return next(iterator)
-        except StopIteration:
-            iterator = iter(data)
-            return next(iterator)
-
-    return sample_loader

@@ -40,3 +40,18 @@ class CheckpointNotFoundError(PruneEnvError, FileNotFoundError):
 
 class BudgetError(PruneEnvError, ValueError):
     """A budget specification or a budget's value is invalid."""
+
+
+class MissingCostError(PruneEnvError, KeyError):
+    """An environment step reported no cost in ``info`` (``"cost"`` or ``"costs"``)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidRecordError(PruneEnvError, ValueError):
+    """A stored record (a scored mask, a results entry) is missing fields or malformed."""
+
+
+class NoFeasibleMaskError(PruneEnvError):
+    """A search found no mask within the budget."""

@@ -14,15 +14,7 @@ from collections.abc import Sequence
 import gymnasium as gym
 import numpy as np
 
-
-def _info_costs(info: dict, key: str = "cost") -> np.ndarray:
-    if "costs" in info:
-        return np.asarray(info["costs"], dtype=np.float64).reshape(-1)
-    if key in info:
-        return np.asarray([info[key]], dtype=np.float64)
-    raise KeyError(
-        f"the wrapped env reported no cost: info has neither {key!r} nor 'costs' (keys {sorted(info)})"
-    )
+from prune_env.costs import read_costs
 
 
 class CostPenalty(gym.Wrapper):
@@ -40,7 +32,7 @@ class CostPenalty(gym.Wrapper):
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        costs = _info_costs(info, self.cost_key)
+        costs = read_costs(info, self.cost_key)
         if self.coef.size == 1:
             penalty = self.coef[0] * costs[0]  # one coefficient penalizes the primary cost
         elif self.coef.size == costs.size:
@@ -61,9 +53,7 @@ class Gymnasium2SafetyGymnasium(gym.Wrapper):
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        if self.cost_key not in info:
-            raise KeyError(f"the wrapped env reported no info[{self.cost_key!r}] (keys {sorted(info)})")
-        return obs, reward, float(info[self.cost_key]), terminated, truncated, info
+        return obs, reward, float(read_costs(info, self.cost_key)[0]), terminated, truncated, info
 
 
 class SafetyGymnasium2Gymnasium(gym.Wrapper):

@@ -1,4 +1,4 @@
 from agents.ppo_lag.policies import CostActorCriticPolicy
-from agents.ppo_lag.ppo_lag import MissingCostError, PPOLag
+from agents.ppo_lag.ppo_lag import PPOLag
 
-__all__ = ["CostActorCriticPolicy", "MissingCostError", "PPOLag"]
+__all__ = ["CostActorCriticPolicy", "PPOLag"]

@@ -25,13 +25,7 @@ from torch.nn import functional as F
 from agents.common.buffers import CostRolloutBuffer
 from agents.common.lagrange import Lagrange, make_lagrange
 from agents.ppo_lag.policies import CostActorCriticPolicy
-
-
-class MissingCostError(KeyError):
-    """The environment did not report a cost in ``info``."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+from prune_env.costs import read_costs
 
 
 class PPOLag(PPO):
@@ -146,15 +140,7 @@ class PPOLag(PPO):
     def _read_costs(self, infos: list[dict]) -> np.ndarray:
         costs = np.zeros((len(infos), self.n_costs), dtype=np.float64)
         for i, info in enumerate(infos):
-            if "costs" in info:
-                value = np.asarray(info["costs"], dtype=np.float64).reshape(-1)
-            elif self.cost_key in info:
-                value = np.asarray([info[self.cost_key]], dtype=np.float64)
-            else:
-                raise MissingCostError(
-                    f"PPOLag needs the cost of every step in info[{self.cost_key!r}] (or a vector in "
-                    f"info['costs']); this step's info has keys {sorted(info)}"
-                )
+            value = read_costs(info, self.cost_key)
             if value.size != self.n_costs:
                 raise ValueError(
                     f"the env reports {value.size} cost(s) but PPOLag has {self.n_costs} cost limit(s); "

@@ -10,7 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
+
+from prune_env.app.config import PruneConfig
+from prune_env.scored import ScoredMask
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,12 +52,16 @@ def test_tiny_grid_killed_resumed_and_validated(tmp_path):
     entries = [json.loads(line) for line in lines]
     assert [e["agent"] for e in entries] == ["ppo-lag", "uniform-l1"]
     for e in entries:
-        assert e["satisfied"] and e["budget_value"] <= 0.5
+        selected = ScoredMask.from_dict(e["selected"])  # the run's record, embedded as is
+        assert e["satisfied"] and selected.satisfied and selected.cost <= 0.5
+        assert selected.params_ratio == pytest.approx(e["params_ratio"])  # record == exported network
         assert abs(e["compression"] - 1 / e["params_ratio"]) < 1e-9
+        assert e["config"]["eval_samples"] == selected.protocol.eval_samples == 200
+        assert e["config"]["timesteps"] == 64 and e["config"]["sampled_episodes"] == 2  # the YAML's settings
+        assert e["config"]["latency_batch"] == PruneConfig().latency_batch  # unset: the one default
         for key in (
             "checkpoint_sha256",
             "split_seed",
-            "masks",
             "evaluations",
             "test_accuracy",
             "dense_test_accuracy",
@@ -91,18 +99,18 @@ def test_tiny_grid_killed_resumed_and_validated(tmp_path):
     assert (tmp_path / "board" / "fashion-mnist-mlp__accuracy_vs_params_ratio.png").is_file()
 
     tampered = tmp_path / "tampered.jsonl"
+    baseline = entries[1]  # uniform-l1: scored without fine-tune, so its accuracy replays exactly
     bad = dict(
-        entries[1],
-        val_accuracy_before_finetune=entries[1]["val_accuracy_before_finetune"] + 0.01,
+        baseline,
+        val_accuracy_before_finetune=baseline["val_accuracy_before_finetune"] + 0.01,
         params_ratio=0.01,
+        selected={**baseline["selected"], "accuracy": baseline["selected"]["accuracy"] + 0.01},
     )
     tampered.write_text(json.dumps(bad) + "\n")
     invalid = _run("benchmarks/validate.py", str(tampered))
-    assert (
-        invalid.returncode == 1
-        and "params_ratio" in invalid.stdout
-        and "val_accuracy_before_finetune" in invalid.stdout
-    )
+    assert invalid.returncode == 1
+    for problem in ("params_ratio", "val_accuracy_before_finetune", "accuracy (scoring protocol)"):
+        assert problem in invalid.stdout, problem
 
 
 def test_workers_run_the_grid_and_random_search_matches_the_agents_evaluations(tmp_path):
@@ -122,3 +130,12 @@ def test_workers_run_the_grid_and_random_search_matches_the_agents_evaluations(t
         assert agent["threads"] == max(1, (os.cpu_count() or 1) // 2)
     bad = _run("benchmarks/leaderboard.py", "--config", str(path), "--workers", "0")
     assert bad.returncode == 2 and "--workers must be >= 1" in bad.stderr
+
+
+def test_unknown_config_key_is_an_error(tmp_path):
+    config = yaml.safe_load((ROOT / "benchmarks" / "configs" / "smoke.yaml").read_text())
+    config["finetune_epoch"] = 3  # a typo must not silently fall back to the default
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = _run("benchmarks/leaderboard.py", "--config", str(path))
+    assert run.returncode != 0 and "unknown keys ['finetune_epoch']" in run.stderr

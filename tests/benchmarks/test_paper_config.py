@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from fake_data import write_fake_cifar10
 
-from prune_env.tasks import pretrain
+from prune_env.zoo.pretrain import pretrain
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(
@@ -57,8 +57,12 @@ def test_paper_cifar10_config_runs_and_validates_on_tiny_random_data(tmp_path, m
             assert e["agent"] not in BASELINES_THAT_ALWAYS_FIT and not e["satisfied"], e
             assert "params <= 0.1" in e["error"]
             continue
-        assert e["satisfied"] and e["params_ratio"] <= 0.1 + 1e-12 and e["val_size"] == TINY["val_size"]
-        assert e["checkpoint_sha256"] and e["masks"]
+        assert (
+            e["satisfied"]
+            and e["params_ratio"] <= 0.1 + 1e-12
+            and e["config"]["val_size"] == TINY["val_size"]
+        )
+        assert e["checkpoint_sha256"] and e["selected"]["masks"] and e["selected"]["satisfied"]
     fitted = [e for e in entries if e["agent"] in BASELINES_THAT_ALWAYS_FIT]
     assert len(fitted) == 2 * len(paper["tasks"]) and all(e["satisfied"] for e in fitted)
 

@@ -179,34 +179,43 @@ def _find_fashion_mnist(data_dir: str | None, download: bool):
             arrays = [_read_idx(files[k]) for k in FASHION_MNIST_FILES]
             train_x, train_y, test_x, test_y = arrays
             return (train_x[:, None], train_y, test_x[:, None], test_y), str(place)
-    if download:
-        target = cache_dir() / "fashion-mnist"
-
-        def fetch():
-            from torchvision.datasets import FashionMNIST
-
-            for train in (True, False):
-                FashionMNIST(str(target), train=train, download=True)
-
-        reason = _try_download(fetch)
-        if reason is None:
-            return _find_fashion_mnist(str(target), download=False)
-    else:
-        reason = "download disabled"
-    raise _not_found(
-        "Fashion-MNIST", places, reason,
-        "Install Debian's copy with `apt-get install -y dataset-fashion-mnist`, or put the four idx "
-        "files in a folder and pass data_dir=...",
+    target = cache_dir() / "fashion-mnist"
+    return _download_or_fail(
+        "Fashion-MNIST", places, download, lambda: _fetch("FashionMNIST", target, splits=(True, False)),
+        lambda: _find_fashion_mnist(str(target), download=False),
     )  # fmt: skip
 
 
-def _try_download(fetch) -> str | None:
-    """Run a torchvision download; None when it worked, else why it did not."""
-    try:
-        fetch()
-    except Exception as exc:  # no network, no torchvision, a server error, ...
-        return f"download failed ({type(exc).__name__}: {exc})"
-    return None
+HOW_TO_GET = {
+    "Fashion-MNIST": "Install Debian's copy with `apt-get install -y dataset-fashion-mnist`, or put the four "
+    "idx files in a folder and pass data_dir=...",
+    "CIFAR-10": "Download the python version (cifar-10-python.tar.gz), extract it so that "
+    "DIR/cifar-10-batches-py exists, and pass data_dir=DIR",
+}
+
+
+def _fetch(dataset_class: str, target: Path, splits: tuple[bool, ...]) -> None:
+    """torchvision's download of a dataset into ``target``."""
+    import torchvision.datasets  # only here: it takes seconds to import and is only for downloads
+
+    for train in splits:
+        getattr(torchvision.datasets, dataset_class)(str(target), train=train, download=True)
+
+
+def _download_or_fail(name: str, places, download: bool, fetch, find_again):
+    """Run a torchvision download and read what it wrote; else a DatasetNotFoundError saying
+    where we looked, why the download did not help, and what to do."""
+    if not download:
+        reason = "download disabled"
+    else:
+        try:
+            fetch()
+            return find_again()
+        except DatasetNotFoundError:
+            raise
+        except Exception as exc:  # no network, no torchvision, a server error, ...
+            reason = f"download failed ({type(exc).__name__}: {exc})"
+    raise _not_found(name, places, reason, HOW_TO_GET[name])
 
 
 def _not_found(name: str, places, reason: str, how_to: str) -> DatasetNotFoundError:
@@ -246,21 +255,8 @@ def _find_cifar10(data_dir: str | None, download: bool):
         folder = _cifar_batches_in(place)
         if folder is not None:
             return read_cifar10_batches(folder), str(folder)
-    if download:
-        target = cache_dir() / "cifar10"
-
-        def fetch():
-            from torchvision.datasets import CIFAR10
-
-            CIFAR10(str(target), train=True, download=True)
-
-        reason = _try_download(fetch)
-        if reason is None:
-            return _find_cifar10(str(target), download=False)
-    else:
-        reason = "download disabled"
-    raise _not_found(
-        "CIFAR-10", places, reason,
-        "Download the python version (cifar-10-python.tar.gz), extract it so that "
-        "DIR/cifar-10-batches-py exists, and pass data_dir=DIR",
+    target = cache_dir() / "cifar10"
+    return _download_or_fail(
+        "CIFAR-10", places, download, lambda: _fetch("CIFAR10", target, splits=(True,)),
+        lambda: _find_cifar10(str(target), download=False),
     )  # fmt: skip

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 
-from prune_env.pipeline import PruneConfig
+from agents.registry import AGENTS
+from prune_env.app.config import PruneConfig
+from prune_env.app.pipeline import evaluate_run, run_prune
+from prune_env.errors import PruneEnvError
+from prune_env.zoo.pretrain import pretrain
+from prune_env.zoo.tasks import TASKS, checkpoint_path
 
 
 def _schedule(text: str) -> list[int]:
@@ -31,6 +37,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# `prune-env prune` options that set a PruneConfig field of the same name; their defaults are
+# PruneConfig's, so the command line, the pipeline and the leaderboard cannot disagree.
+PRUNE_OPTIONS = [
+    ("--task", str, "a task of `prune-env tasks`"),
+    ("--limit", float, "largest allowed ratio, in (0, 1]"),
+    ("--agent", str, "an agent of `prune-env agents`"),
+    ("--timesteps", _positive_int, "agent training steps"),
+    ("--finetune-epochs", int, "epochs of fine-tune of the pruned network"),
+    ("--episode-finetune", _schedule,
+     "per-episode fine-tune steps over equal parts of training (the paper: 0,32,128; none: 0)"),
+    ("--eval-samples", _positive_int, "validation images per reward"),
+    ("--seed", int, "seed of the environment, the agent and the fine-tune"),
+    ("--out", str, "output directory"),
+    ("--latency-batch", _positive_int, "batch size of the reported latency"),
+]  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = PruneConfig()
     parser = argparse.ArgumentParser(
@@ -39,58 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prune", help="train an agent, prune to the budget, fine-tune, report (the main job)")
-    p.add_argument(
-        "--task", default=defaults.task, help=f"a task of `prune-env tasks` (default {defaults.task})"
-    )
-    p.add_argument(
-        "--budget",
-        default=defaults.budget,
-        choices=["params", "flops", "latency"],
-        help="budget kind (pruned/dense ratio)",
-    )
-    p.add_argument(
-        "--limit",
-        type=float,
-        default=defaults.limit,
-        help="largest allowed ratio, in (0, 1] (default %(default)s)",
-    )
-    p.add_argument(
-        "--agent", default=defaults.agent, help="an agent of `prune-env agents` (default %(default)s)"
-    )
-    p.add_argument(
-        "--timesteps",
-        type=_positive_int,
-        default=defaults.timesteps,
-        help="agent training steps (default %(default)s)",
-    )
-    p.add_argument(
-        "--finetune-epochs",
-        type=int,
-        default=defaults.finetune_epochs,
-        help="epochs of fine-tune of the pruned network",
-    )
-    p.add_argument(
-        "--episode-finetune",
-        type=_schedule,
-        default=defaults.episode_finetune,
-        help="per-episode fine-tune steps over equal parts of training (default 0,32; the paper: 0,32,128; none: 0)",
-    )
+    for flag, kind, text in PRUNE_OPTIONS:
+        default = getattr(defaults, flag[2:].replace("-", "_"))
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        p.add_argument(flag, type=kind, default=default, help=f"{text} (default {shown})")
+    p.add_argument("--budget", default=defaults.budget, choices=["params", "flops", "latency"],
+                   help="budget kind, a pruned/dense ratio (default %(default)s)")  # fmt: skip
     p.add_argument("--action-mode", choices=["mask", "ratio"], default=None, help="default: the agent's own")
-    p.add_argument(
-        "--eval-samples",
-        type=_positive_int,
-        default=defaults.eval_samples,
-        help="validation images per reward",
-    )
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--out", default=defaults.out, help="output directory (default %(default)s)")
     _add_data_options(p)
-    p.add_argument(
-        "--latency-batch",
-        type=_positive_int,
-        default=defaults.latency_batch,
-        help="batch size of the reported latency",
-    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("pretrain", help="train a task's dense network and cache its checkpoint")
@@ -123,16 +102,8 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
 
 
 def _prune(args) -> int:
-    from prune_env.pipeline import run_prune
-
-    if not 0.0 < args.limit <= 1.0:
-        raise ValueError(f"--limit is a pruned/dense ratio and must be in (0, 1], got {args.limit}")
-    cfg = PruneConfig(
-        task=args.task, budget=args.budget, limit=args.limit, agent=args.agent, timesteps=args.timesteps,
-        finetune_epochs=args.finetune_epochs, seed=args.seed, out=args.out, episode_finetune=args.episode_finetune,
-        action_mode=args.action_mode, eval_samples=args.eval_samples, device=args.device, data_dir=args.data_dir,
-        val_size=args.val_size, latency_batch=args.latency_batch, progress=not args.no_progress,
-    )  # fmt: skip
+    given = {f.name: getattr(args, f.name) for f in fields(PruneConfig) if hasattr(args, f.name)}
+    cfg = PruneConfig(**given, progress=not args.no_progress)
     metrics = run_prune(cfg)
     d, p = metrics["dense"], metrics["pruned"]
     print(
@@ -145,8 +116,6 @@ def _prune(args) -> int:
 
 
 def _pretrain(args) -> int:
-    from prune_env.tasks import pretrain
-
     meta = pretrain(
         args.task,
         epochs=args.epochs,
@@ -161,8 +130,6 @@ def _pretrain(args) -> int:
 
 
 def _tasks(args) -> int:
-    from prune_env.tasks import TASKS, checkpoint_path
-
     for task in TASKS.values():
         ready = "ready" if checkpoint_path(task.name).is_file() else "needs `prune-env pretrain`"
         print(f"{task.name:20s} {task.description} [{ready}]")
@@ -170,16 +137,12 @@ def _tasks(args) -> int:
 
 
 def _agents(args) -> int:
-    from agents.registry import AGENTS
-
     for spec in AGENTS.values():
         print(f"{spec.name:22s} {spec.description}")
     return 0
 
 
 def _evaluate(args) -> int:
-    from prune_env.pipeline import evaluate_run
-
     got, reported = evaluate_run(args.run_dir, device=args.device)
     ok = abs(got - reported) <= args.tolerance
     print(f"test accuracy {got:.4f} (report: {reported:.4f}) -> {'reproduced' if ok else 'MISMATCH'}")
@@ -191,8 +154,6 @@ COMMANDS = {"prune": _prune, "pretrain": _pretrain, "tasks": _tasks, "agents": _
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from prune_env.errors import PruneEnvError
-
     try:
         return COMMANDS[args.command](args)
     except (PruneEnvError, ValueError, KeyError, OSError) as exc:

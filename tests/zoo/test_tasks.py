@@ -8,9 +8,9 @@ import pytest
 
 import prune_env
 from prune_env import CheckpointNotFoundError, UnknownTaskError
-from prune_env.data import load_dataset
-from prune_env.evaluate import accuracy
-from prune_env.tasks import checkpoint_path, file_sha256
+from prune_env.zoo.data import load_dataset
+from prune_env.zoo.tasks import checkpoint_path, file_sha256
+from prune_env.zoo.training import accuracy
 
 ALL_TASKS = [
     "fashion-mnist-mlp",

@@ -67,12 +67,12 @@ def markdown_report(m: dict) -> str:
         (f"latency (batch {m['latency_batch']}, {m['device']}, median)", f"{d['latency_ms']:.3f} ms", f"{p['latency_ms']:.3f} ms",
          f"measured speedup {d['latency_ms'] / p['latency_ms']:.2f}x"),
     ]  # fmt: skip
-    budget = m["budget"]
+    budget, search = m["budget"], m["search"]
     status = "satisfied" if budget["satisfied"] else "VIOLATED"
     lines = [
         f"# Pruning report: {m['task']}",
         "",
-        f"Agent `{m['agent']}`, seed {m['seed']}, {m['timesteps']:,} timesteps, {m['episodes']:,} training episodes, "
+        f"Agent `{m['agent']}`, seed {m['seed']}, {m['timesteps']:,} timesteps, {search['episodes']:,} training episodes, "
         f"wall time {m['wall_seconds']:.0f} s on {m['device']}.",
         "",
         "| | dense | pruned | change |",
@@ -83,7 +83,9 @@ def markdown_report(m: dict) -> str:
         "",
         f"Fine-tune of the pruned network: {m['finetune_epochs']} epoch(s) on the train split, best epoch by validation "
         f"accuracy ({p['val_accuracy_after_finetune']:.2%}). The mask was chosen among "
-        f"{m['candidates']} candidate episodes ({m['feasible_candidates']} within the budget) by validation accuracy.",
+        f"{search['candidates']} candidate masks ({search['feasible_candidates']} within the budget) by validation "
+        f"accuracy on {m['selected']['protocol']['eval_samples']} images after "
+        f"{m['selected']['protocol']['finetune_steps']} fine-tune steps.",
         "",
         "| group | dense width | kept |",
         "|---|---|---|",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import prune_env
-from prune_env.baselines import global_l1, random_search, uniform_l1
+from prune_env.app.baselines import global_l1, random_search, run_baseline_search, uniform_l1
 
 
 @pytest.fixture(scope="module")
@@ -20,23 +20,24 @@ def _mlp_params(w1, w2):
 
 def test_uniform_l1_is_the_largest_uniform_ratio_within_budget(env):
     result = uniform_l1(env)
-    info = result.info
-    assert info["constraint_satisfied"] and info["cost"] <= 0.2
-    w1, w2 = info["widths"]["fc1"], info["widths"]["fc2"]
+    chosen = result.chosen
+    assert chosen.satisfied and chosen.cost <= 0.2 and chosen.source == "uniform-l1"
+    w1, w2 = chosen.widths["fc1"], chosen.widths["fc2"]
     assert w1 / 300 == pytest.approx(w2 / 100, abs=0.02)  # one ratio for both groups
-    assert info["cost"] == pytest.approx(_mlp_params(w1, w2) / _mlp_params(300, 100))
+    assert chosen.cost == pytest.approx(_mlp_params(w1, w2) / _mlp_params(300, 100))
     # one more unit per group at the same ratio would break the budget (bisection is tight)
     assert _mlp_params(w1 + 3, w2 + 1) / _mlp_params(300, 100) > 0.2
     l1 = env.model.fc1.weight.detach().abs().sum(1).numpy()
-    assert set(info["masks"]["fc1"]) == set(np.argsort(-l1)[:w1].tolist())
-    assert result.evaluations == 13
+    assert set(chosen.masks["fc1"]) == set(np.argsort(-l1)[:w1].tolist())
+    assert result.evaluations == result.candidates == 13
+    assert 1 <= result.feasible_candidates < 13  # the dense network (first try) is over budget
 
 
 def test_global_l1_within_budget_and_keeps_the_largest_normalized_units(env):
-    info = global_l1(env).info
-    assert info["constraint_satisfied"]
+    chosen = global_l1(env).chosen
+    assert chosen.satisfied
     fc2 = env.model.fc2.weight.detach().abs().sum(1).numpy()
-    kept = set(info["masks"]["fc2"])
+    kept = set(chosen.masks["fc2"])
     dropped = set(range(100)) - kept
     if kept and dropped:
         assert min(fc2[list(kept)]) >= max(fc2[list(dropped)])
@@ -45,13 +46,18 @@ def test_global_l1_within_budget_and_keeps_the_largest_normalized_units(env):
 def test_random_search_spends_its_evaluations_and_keeps_the_best(env):
     result = random_search(env, evaluations=12, seed=0)
     assert result.evaluations == 12
-    assert result.info["constraint_satisfied"]
+    assert result.chosen.satisfied
     again = random_search(env, evaluations=12, seed=0)
-    assert again.masks == result.masks
+    assert again.chosen == result.chosen
     for first in range(1, 12):  # every shorter search (same seed, same first samples) is no better
-        shorter = random_search(env, evaluations=first, seed=0).info
-        if shorter["constraint_satisfied"]:
-            assert shorter["accuracy"] <= result.info["accuracy"]
+        shorter = random_search(env, evaluations=first, seed=0).chosen
+        if shorter.satisfied:
+            assert shorter.accuracy <= result.chosen.accuracy
+
+
+def test_unknown_baseline_is_a_clear_error(env):
+    with pytest.raises(ValueError, match="unknown baseline 'magnitude'; known: uniform-l1"):
+        run_baseline_search(env, "magnitude")
 
 
 def test_evaluate_masks_equals_an_episode_with_the_same_masks(env):
@@ -61,4 +67,5 @@ def test_evaluate_masks_equals_an_episode_with_the_same_masks(env):
     env.step(keep)
     _, reward, _, _, info = env.step(keep)
     replay = env.evaluate_masks(info["masks"])
-    assert replay["accuracy"] == reward and replay["costs"] == info["costs"]
+    assert replay.accuracy == reward and replay.costs == info["costs"]
+    assert replay == info["scored"].with_source("evaluated")

@@ -7,11 +7,11 @@ import pytest
 import torch
 from conftest import ResidualNet, randomize_batchnorm
 
-from prune_env import models
 from prune_env.budgets import count_params
 from prune_env.groups import analyze
 from prune_env.masking import AGREEMENT_TOLERANCE, masked_copy, prune_copy, random_keep
 from prune_env.structure import StructureEstimate
+from prune_env.zoo import models
 
 ZOO = {
     "fashion-mnist-mlp": (models.LeNet300100, (1, 28, 28)),

@@ -1,47 +1,27 @@
-"""Training an agent on PruneEnv and harvesting the masks it found.
+"""Mask selection by an RL agent: train it on PruneEnv, record every episode, harvest the policy's
+own episodes, and choose the most accurate mask within the budget.
 
-Shared by the ``prune-env prune`` pipeline (prune_env.pipeline), the examples and the leaderboard: a callback that
-records every finished episode (and applies a per-episode fine-tune schedule), and a function
-that plays episodes with any SB3 / sb3-contrib policy (action masks and recurrent states
-included) to collect candidate masks.
+The recorder applies the per-episode fine-tune schedule; candidates are compared only under
+one scoring protocol (the schedule's last value), so accuracies are comparable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import gymnasium as gym
 import numpy as np
+from sb3_contrib import MaskablePPO, RecurrentPPO
 from stable_baselines3.common.callbacks import BaseCallback
 
-
-@dataclass
-class Episode:
-    """The final-step record of one episode."""
-
-    accuracy: float
-    costs: list[float]
-    constraint_satisfied: bool
-    masks: dict[str, list[int]]
-    widths: dict[str, int]
-    params_ratio: float
-    flops_ratio: float
-    finetune_steps: int = 0
-    source: str = "train"  # "train", "deterministic" or "sampled"
-
-    @classmethod
-    def from_info(cls, info: dict, finetune_steps: int = 0, source: str = "train") -> Episode:
-        return cls(
-            accuracy=float(info["accuracy"]),
-            costs=[float(c) for c in info["costs"]],
-            constraint_satisfied=bool(info["constraint_satisfied"]),
-            masks=info["masks"],
-            widths=info["widths"],
-            params_ratio=float(info["params_ratio"]),
-            flops_ratio=float(info["flops_ratio"]),
-            finetune_steps=finetune_steps,
-            source=source,
-        )
+from agents import make_agent
+from agents.registry import get_agent_spec
+from prune_env.app.config import PruneConfig
+from prune_env.app.selection import Selection, best_feasible
+from prune_env.env import PruneEnv
+from prune_env.errors import NoFeasibleMaskError
+from prune_env.scored import ScoredMask
 
 
 @dataclass
@@ -56,7 +36,8 @@ class TrainingLog:
 
 
 class EpisodeRecorder(BaseCallback):
-    """Records finished episodes and per-rollout curves; applies a fine-tune schedule.
+    """Records every finished episode's :class:`ScoredMask` and per-rollout curves; applies a
+    per-episode fine-tune schedule.
 
     Args:
         env: the PruneEnv being trained on (``env.unwrapped``), to set ``finetune_steps``.
@@ -72,9 +53,9 @@ class EpisodeRecorder(BaseCallback):
         self.schedule = list(schedule) if schedule else None
         self.total = max(int(total_timesteps), 1)
         self.on_rollout = on_rollout
-        self.episodes: list[Episode] = []
+        self.episodes: list[ScoredMask] = []
         self.log = TrainingLog()
-        self._since_rollout: list[Episode] = []
+        self._since_rollout: list[ScoredMask] = []
 
     def _apply_schedule(self) -> None:
         if self.schedule:
@@ -89,10 +70,10 @@ class EpisodeRecorder(BaseCallback):
 
     def _on_step(self) -> bool:
         for info, done in zip(self.locals["infos"], self.locals["dones"]):
-            if done and "accuracy" in info:
-                episode = Episode.from_info(info, self.prune_env.finetune_steps)
-                self.episodes.append(episode)
-                self._since_rollout.append(episode)
+            if done and "scored" in info:
+                record = info["scored"].with_source("train")
+                self.episodes.append(record)
+                self._since_rollout.append(record)
         return True
 
     def _on_rollout_end(self) -> None:
@@ -101,8 +82,8 @@ class EpisodeRecorder(BaseCallback):
         recent = self._since_rollout
         self.log.timesteps.append(int(self.num_timesteps))
         self.log.reward.append(float(np.mean([e.accuracy for e in recent])))
-        self.log.cost.append(float(np.mean([e.costs[0] for e in recent])))
-        self.log.inside_budget.append(float(np.mean([e.constraint_satisfied for e in recent])))
+        self.log.cost.append(float(np.mean([e.cost for e in recent])))
+        self.log.inside_budget.append(float(np.mean([e.satisfied for e in recent])))
         multiplier = getattr(self.model, "lagrange_multiplier", None)
         self.log.multiplier.append(
             float(np.atleast_1d(multiplier)[0]) if multiplier is not None else float("nan")
@@ -115,8 +96,6 @@ class EpisodeRecorder(BaseCallback):
 def play_episode(model, env, *, deterministic: bool, seed: int | None = None) -> dict:
     """One episode of ``model``'s policy on ``env`` (the wrapper chain it was trained on, or a
     PruneEnv); returns the final info."""
-    from sb3_contrib import MaskablePPO, RecurrentPPO
-
     obs, _ = env.reset(seed=seed)
     state, start = None, np.ones((1,), dtype=bool)
     while True:
@@ -141,24 +120,51 @@ def training_env(model):
     return vec_env.envs[0]
 
 
-def harvest(model, prune_env, *, sampled: int, seed: int = 0) -> list[Episode]:
+def harvest(model, *, sampled: int, seed: int = 0) -> list[ScoredMask]:
     """The policy's deterministic episode and ``sampled`` stochastic ones, played through the
-    model's own wrappers (action rescaling, adapters), with the env's current per-episode
-    fine-tune (the last value of a schedule), so that their accuracies compare with the last
-    training episodes'."""
+    model's own wrappers (action rescaling, adapters) under the env's current protocol (the
+    last value of a schedule), so that they compare with the last training episodes."""
     env = training_env(model)
-    steps = prune_env.finetune_steps
-    info = play_episode(model, env, deterministic=True, seed=seed)
-    episodes = [Episode.from_info(info, steps, source="deterministic")]
+    records = [play_episode(model, env, deterministic=True, seed=seed)["scored"].with_source("deterministic")]
     for i in range(sampled):
         info = play_episode(model, env, deterministic=False, seed=seed + 1 + i)
-        episodes.append(Episode.from_info(info, steps, source="sampled"))
-    return episodes
+        records.append(info["scored"].with_source("sampled"))
+    return records
 
 
-def best_feasible(episodes: Sequence[Episode]) -> Episode | None:
-    """The most accurate episode within the budget (ties: the smaller first cost)."""
-    feasible = [e for e in episodes if e.constraint_satisfied]
-    if not feasible:
-        return None
-    return max(feasible, key=lambda e: (e.accuracy, -e.costs[0]))
+def default_action_mode(agent: str) -> str:
+    """Ratio mode (one keep-fraction per group) learns in minutes on a CPU; mask mode (one bit
+    per unit) needs far longer runs, so it is used only where an agent requires it."""
+    return "mask" if get_agent_spec(agent).action_space is gym.spaces.MultiBinary else "ratio"
+
+
+def search_with_agent(
+    env: PruneEnv, cfg: PruneConfig, on_rollout: Callable[[TrainingLog], None] | None = None
+) -> tuple[Selection, TrainingLog]:
+    """Train ``cfg.agent`` on ``env`` and choose the most accurate feasible mask it found.
+
+    Raises:
+        NoFeasibleMaskError: no training or harvested episode met the budget.
+    """
+    model = make_agent(cfg.agent, env, seed=cfg.seed, device="cpu")
+    recorder = EpisodeRecorder(env, cfg.episode_finetune, cfg.timesteps, on_rollout=on_rollout)
+    model.learn(cfg.timesteps, callback=recorder, progress_bar=cfg.progress)
+    candidates = [e for e in recorder.episodes if e.protocol == env.protocol]
+    harvested = harvest(model, sampled=cfg.sampled_episodes, seed=cfg.seed)
+    candidates += harvested
+    chosen = best_feasible(candidates)
+    if chosen is None:
+        lowest = min(candidates, key=lambda e: e.cost)
+        raise NoFeasibleMaskError(
+            f"no episode of {cfg.agent} satisfied the budget {cfg.budget} <= {cfg.limit:g} "
+            f"(lowest cost {lowest.cost:.4f} over {len(candidates)} episodes); "
+            "train longer (--timesteps) or relax the limit"
+        )
+    selection = Selection(
+        chosen=chosen,
+        evaluations=len(recorder.episodes) + len(harvested),
+        candidates=len(candidates),
+        feasible_candidates=sum(e.satisfied for e in candidates),
+        episodes=len(recorder.episodes),
+    )
+    return selection, recorder.log

@@ -10,7 +10,7 @@ import torch
 from fake_data import write_fake_cifar10
 
 from prune_env import DatasetNotFoundError, load_dataset
-from prune_env.data import DEBIAN_FASHION_MNIST
+from prune_env.zoo.data import DEBIAN_FASHION_MNIST
 
 
 def test_fashion_mnist_splits_are_disjoint_and_complete():
@@ -44,7 +44,7 @@ def test_missing_dataset_error_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("PRUNE_ENV_CACHE", str(tmp_path / "cache"))
     with pytest.raises(DatasetNotFoundError, match="cifar-10-batches-py"):
         load_dataset("cifar10", tmp_path, download=False)
-    monkeypatch.setattr("prune_env.data.DEBIAN_FASHION_MNIST", tmp_path / "none")
+    monkeypatch.setattr("prune_env.zoo.data.DEBIAN_FASHION_MNIST", tmp_path / "none")
     with pytest.raises(DatasetNotFoundError, match="apt-get install -y dataset-fashion-mnist"):
         load_dataset("fashion-mnist", tmp_path / "empty", download=False)
 

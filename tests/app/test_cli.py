@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import prune_env
-from prune_env.cli import main
+from prune_env.app.cli import main
 
 TINY = [
     "--task",
@@ -136,12 +136,12 @@ def test_unwritable_output_dir(tmp_path, capsys):
 def test_missing_dataset(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PRUNE_ENV_NO_DOWNLOAD", "1")
     monkeypatch.setenv("PRUNE_ENV_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("prune_env.data.DEBIAN_FASHION_MNIST", tmp_path / "nothing")
-    prune_env.data._load_dataset_cached.cache_clear()
+    monkeypatch.setattr("prune_env.zoo.data.DEBIAN_FASHION_MNIST", tmp_path / "nothing")
+    prune_env.zoo.data._load_dataset_cached.cache_clear()
     try:
         assert main(["prune", *TINY, "--out", str(tmp_path / "run")]) == 2
     finally:
-        prune_env.data._load_dataset_cached.cache_clear()
+        prune_env.zoo.data._load_dataset_cached.cache_clear()
     err = capsys.readouterr().err
     assert "Fashion-MNIST not found" in err and len(err.strip().splitlines()) == 1
 

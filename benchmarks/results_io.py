@@ -1,0 +1,84 @@
+"""Leaderboard results files: JSON lines, one entry per line, read and appended in one place.
+
+An entry (format 2) holds the chosen mask as a :class:`prune_env.ScoredMask` under
+``"selected"`` (masks, widths, every budget value, ratios, the scoring protocol) and the run's
+settings under ``"config"`` (the fields of ``PruneConfig`` a grid sets). The first committed
+leaderboards (format 1) kept masks, budget value and a few settings flat instead;
+:func:`recorded_mask` and :func:`run_settings` read both, so those files still validate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from prune_env.errors import InvalidRecordError
+from prune_env.scored import ScoredMask
+
+FORMAT = 2
+
+
+def read_results(*paths: str | Path) -> list[dict]:
+    """Every entry of the given files, in order (a missing file has none)."""
+    entries = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InvalidRecordError(f"{path}:{number}: not a JSON entry ({exc})") from exc
+    return entries
+
+
+def append_atomically(path: Path, entry: dict) -> None:
+    """Rewrite the file with one more line through a temporary file and an atomic rename, so a
+    killed run never leaves a partial line."""
+    lines = path.read_text() if path.is_file() else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(lines + json.dumps(entry, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def entry_key(entry: dict) -> tuple:
+    """The grid cell and seed an entry belongs to (one entry per key)."""
+    return (entry["task"], entry["budget"], float(entry["limit"]), entry["agent"], int(entry["seed"]))
+
+
+def entry_label(entry: dict) -> str:
+    return f"{entry['task']} {entry['budget']}<={entry['limit']:g} {entry['agent']} seed {entry['seed']}"
+
+
+def recorded_mask(entry: dict) -> dict:
+    """The chosen mask's recorded values: ``masks``, ``budget_value``, ``params_ratio``,
+    ``flops_ratio``, ``satisfied``, ``eval_samples`` and, for format 2, ``record`` (the whole
+    :class:`ScoredMask`)."""
+    if "selected" in entry:
+        record = ScoredMask.from_dict(entry["selected"])
+        return {
+            "masks": record.masks, "budget_value": record.cost, "params_ratio": record.params_ratio,
+            "flops_ratio": record.flops_ratio, "satisfied": record.satisfied,
+            "eval_samples": record.protocol.eval_samples, "record": record,
+        }  # fmt: skip
+    keys = ("masks", "budget_value", "params_ratio", "flops_ratio", "satisfied", "eval_samples")
+    missing = [k for k in keys if k not in entry]
+    if missing:
+        raise InvalidRecordError(f"{entry_label(entry)}: entry has neither 'selected' nor {missing}")
+    return {**{k: entry[k] for k in keys}, "record": None}
+
+
+def run_settings(entry: dict) -> dict:
+    """The settings an entry was run with: format 2's ``config``, or format 1's flat keys."""
+    if "config" in entry:
+        return entry["config"]
+    keys = ("finetune_epochs", "val_size", "latency_batch", "eval_samples", "timesteps")
+    return {k: entry[k] for k in keys if k in entry}

@@ -1,0 +1,216 @@
+"""The main job, as named stages: select masks -> export -> fine-tune -> measure -> write.
+
+``run_prune(PruneConfig(...))`` selects the mask with an RL agent, ``run_baseline`` with a classic
+baseline; both then run the same :func:`finish` (export the physically pruned network, fine-tune
+it, evaluate dense and pruned on the test split, measure latency on the device, write every
+output), so results compare. ``evaluate_run(run_dir)`` reloads a run and re-checks its test
+accuracy.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from agents.registry import get_agent_spec
+from prune_env.app.baselines import run_baseline_search
+from prune_env.app.config import PruneConfig
+from prune_env.app.outputs import write_run
+from prune_env.app.report import plot_training
+from prune_env.app.search import default_action_mode, search_with_agent
+from prune_env.app.selection import Selection
+from prune_env.budgets import count_macs, count_params, measure_latency
+from prune_env.env import PruneEnv
+from prune_env.errors import NoFeasibleMaskError, PruneEnvError
+from prune_env.zoo.data import DEFAULT_VAL_SIZE, Dataset, load_dataset
+from prune_env.zoo.tasks import get_task
+from prune_env.zoo.training import EpochsResult, accuracy, resolve_device, train_epochs
+
+FINETUNE_LR = 1e-3
+FINETUNE_BATCH = 128
+LATENCY_REPEATS = 30
+
+
+def _check_output_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PruneEnvError(f"cannot create output directory {out}: {exc.strerror or exc}") from exc
+    if not os.access(out, os.W_OK):
+        raise PruneEnvError(f"output directory {out} is not writable")
+
+
+def make_env(cfg: PruneConfig, action_mode: str) -> PruneEnv:
+    """The seeded environment every search of ``cfg`` runs on."""
+    torch.manual_seed(cfg.seed)
+    env = PruneEnv(
+        cfg.task, budget=cfg.budget, budget_limit=cfg.limit, action_mode=action_mode,
+        eval_samples=cfg.eval_samples, data_dir=cfg.data_dir, val_size=cfg.val_size, device=cfg.device,
+    )  # fmt: skip
+    env.reset(seed=cfg.seed)
+    env.action_space.seed(cfg.seed)
+    return env
+
+
+# --- stage 1: select masks ------------------------------------------------------------------
+
+
+def run_prune(cfg: PruneConfig) -> dict:
+    """The whole pipeline with an RL agent; returns the metrics written to ``metrics.json``."""
+    get_agent_spec(cfg.agent)  # unknown agent or task: an error before any work
+    get_task(cfg.task)
+    out = Path(cfg.out)
+    _check_output_dir(out)
+    start = time.time()
+    env = make_env(cfg, cfg.action_mode or default_action_mode(cfg.agent))
+
+    def live_plot(log):
+        if len(log.timesteps) % 5 == 1:
+            plot_training(log, out / "training_curves.png", cfg.budget, cfg.limit)
+
+    selection, log = search_with_agent(env, cfg, on_rollout=live_plot)
+    plot_training(log, out / "training_curves.png", cfg.budget, cfg.limit)
+    return finish(env, cfg, selection, start)
+
+
+def run_baseline(cfg: PruneConfig, method: str, evaluations: int = 0) -> dict:
+    """The same pipeline with a classic baseline instead of an agent (``cfg.agent`` is a label).
+
+    Args:
+        method: a name of :data:`prune_env.app.baselines.BASELINES`.
+        evaluations: accuracy evaluations for random search (match the RL agent's).
+    """
+    get_task(cfg.task)
+    out = Path(cfg.out)
+    _check_output_dir(out)
+    start = time.time()
+    env = make_env(cfg, "mask")
+    env.finetune_steps = 0
+    selection = run_baseline_search(env, method, evaluations=evaluations, seed=cfg.seed)
+    if not selection.chosen.satisfied:
+        raise NoFeasibleMaskError(f"{method} found no mask within {cfg.budget} <= {cfg.limit:g}")
+    return finish(env, cfg, selection, start)
+
+
+# --- stages 2-5 -----------------------------------------------------------------------------
+
+
+def export_network(env: PruneEnv, selection: Selection) -> nn.Module:
+    """Stage 2: the chosen masks pruned physically from the dense weights (and proven equal to
+    the masked network, as every export is)."""
+    return env.export(selection.chosen.masks)
+
+
+def finetune_network(model: nn.Module, data: Dataset, cfg: PruneConfig) -> EpochsResult:
+    """Stage 3: Adam with a cosine schedule on the train split, the best epoch by validation
+    accuracy (epoch 0, no fine-tune, included)."""
+    device = next(model.parameters()).device
+    val = tuple(t.to(device) for t in data.val.tensors())
+    optimizer = torch.optim.Adam(model.parameters(), lr=FINETUNE_LR)
+    steps = len(data.train) // FINETUNE_BATCH
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.finetune_epochs * steps)
+        if cfg.finetune_epochs > 0
+        else None
+    )
+
+    def log(epoch: int, acc: float) -> None:
+        if cfg.progress:
+            print(f"fine-tune epoch {epoch}/{cfg.finetune_epochs}: validation accuracy {acc:.4f}")
+
+    return train_epochs(
+        model, data.train, val, optimizer, epochs=cfg.finetune_epochs, batch_size=FINETUNE_BATCH,
+        rng=np.random.default_rng(cfg.seed), scheduler=scheduler, include_start=True, log=log,
+    )  # fmt: skip
+
+
+def split_accuracies(model: nn.Module, data: Dataset) -> dict:
+    """Top-1 accuracy on the full test and validation splits."""
+    device = next(model.parameters()).device
+    test_x, test_y = (t.to(device) for t in data.test.tensors())
+    val_x, val_y = (t.to(device) for t in data.val.tensors())
+    return {"test_accuracy": accuracy(model, test_x, test_y), "val_accuracy": accuracy(model, val_x, val_y)}
+
+
+def measure_network(model: nn.Module, data: Dataset, example: torch.Tensor, latency_batch: int) -> dict:
+    """Stage 4: test and validation accuracy, parameters, MACs (one input) and median latency."""
+    latency_input = example[:1].repeat(latency_batch, *([1] * (example.dim() - 1)))
+    return {
+        **split_accuracies(model, data),
+        "params": count_params(model),
+        "macs": count_macs(model, example[:1]),
+        "latency_ms": 1000 * measure_latency(model, latency_input, repeats=LATENCY_REPEATS),
+    }
+
+
+def finish(env: PruneEnv, cfg: PruneConfig, selection: Selection, start: float) -> dict:
+    """Stages 2-5 for the chosen mask; returns the metrics (also written to ``metrics.json``)."""
+    chosen = selection.chosen
+    data = load_dataset(get_task(cfg.task).dataset, cfg.data_dir, val_size=cfg.val_size)
+    pruned = export_network(env, selection)
+    before = split_accuracies(pruned, data)
+    tuned = finetune_network(pruned, data, cfg)
+    dense = measure_network(env.model, data, env.example_inputs, cfg.latency_batch)  # dense first, as before
+    after = measure_network(pruned, data, env.example_inputs, cfg.latency_batch)
+    metrics = {
+        "task": cfg.task,
+        "agent": cfg.agent,
+        "seed": cfg.seed,
+        "timesteps": cfg.timesteps,
+        "search": selection.summary(),
+        "selected": chosen.to_dict(),
+        "finetune_epochs": cfg.finetune_epochs,
+        "best_finetune_epoch": tuned.best_epoch,
+        "device": str(env.device),
+        "latency_batch": cfg.latency_batch,
+        "checkpoint_sha256": env.checkpoint.get("sha256"),
+        "out": str(cfg.out),
+        "groups": env.group_names,
+        "dense_widths": [g.width for g in env.groups],
+        "pruned_widths": [chosen.widths[g.name] for g in env.groups],
+        "budget": {
+            "name": cfg.budget,
+            "limit": cfg.limit,
+            "value": chosen.cost,
+            "satisfied": chosen.satisfied,
+        },
+        "dense": dense,
+        "pruned": {
+            **after,
+            "test_accuracy_before_finetune": before["test_accuracy"],
+            "val_accuracy_before_finetune": before["val_accuracy"],
+            "val_accuracy_after_finetune": tuned.best_accuracy,
+        },
+        "config": asdict(cfg),
+    }
+    metrics["wall_seconds"] = time.time() - start
+    write_run(Path(cfg.out), copy.deepcopy(pruned), env.example_inputs[:1], metrics)
+    return metrics
+
+
+def evaluate_run(run_dir: str | os.PathLike, device: str = "auto") -> tuple[float, float]:
+    """(recomputed, reported) pruned test accuracy of a finished run."""
+    run = Path(run_dir)
+    metrics_path, model_path = run / "metrics.json", run / "pruned_model.pt"
+    for path in (metrics_path, model_path):
+        if not path.is_file():
+            raise PruneEnvError(f"{path} not found: is {run} the --out of a finished `prune-env prune`?")
+    metrics = json.loads(metrics_path.read_text())
+    dev = resolve_device(device)
+    model = torch.load(model_path, map_location=dev, weights_only=False).eval()
+    config = metrics["config"]
+    data = load_dataset(
+        get_task(metrics["task"]).dataset,
+        config.get("data_dir"),
+        val_size=config.get("val_size", DEFAULT_VAL_SIZE),
+    )
+    x, y = (t.to(dev) for t in data.test.tensors())
+    return accuracy(model, x, y), float(metrics["pruned"]["test_accuracy"])
