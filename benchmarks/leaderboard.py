@@ -3,9 +3,10 @@
     python benchmarks/leaderboard.py --config benchmarks/configs/NAME.yaml [--workers N] [--max-entries N]
 
 Every entry is `prune-env prune`'s pipeline (search, physical pruning, the same fine-tune for
-everyone, test evaluation); classic baselines (uniform-l1, global-l1, random-search) run through
-the same pipeline at the same budget, random search spending as many accuracy evaluations as the
-grid's first RL agent did on the same task, budget and seed. Results are appended to a JSONL file
+everyone, test evaluation); classic baselines (uniform-l1, global-l1, taylor, bn-scale,
+random-search, evolution) run through the same pipeline at the same budget and under the same
+scoring protocol, the searches (random-search, evolution) spending as many accuracy evaluations
+as the grid's first RL agent did on the same task, budget and seed. Results are appended to a JSONL file
 one entry at a time, atomically (a killed run leaves no partial line); a rerun skips finished
 entries. Entries keep everything needed to replay them (benchmarks/validate.py). ``--workers N``
 runs N entries at a time in separate processes, the cores shared evenly between them (the file
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -29,11 +31,12 @@ from results_io import FORMAT, append_atomically, entry_key, read_results
 from tqdm import tqdm
 
 from agents.registry import AGENTS
-from prune_env.app.baselines import BASELINES
+from prune_env.app.baselines import BASELINES, BISECTION_STEPS, MATCHED
 from prune_env.app.config import GRID_FIELDS, PruneConfig
 from prune_env.app.pipeline import run_baseline, run_prune
-from prune_env.errors import PruneEnvError
+from prune_env.errors import NoFeasibleMaskError, PruneEnvError
 from prune_env.zoo.data import DEFAULT_SPLIT_SEED
+from prune_env.zoo.tasks import file_sha256
 
 GRID_KEYS = ("tasks", "budgets", "agents", "seeds")
 
@@ -82,9 +85,21 @@ def matched_evaluations(done: list[dict], key: tuple) -> int:
     return 0
 
 
-def run_entry(config: dict, key: tuple, done: list[dict], runs_dir: Path) -> dict:
+def keep_weights(results: Path, name: str, run_dir: Path) -> dict:
+    """Copy a run's fine-tuned weights beside the results (``weights/<results stem>/``) and return
+    where they are (relative to the results file) and their hash, so that validate.py can reload
+    the very network an entry's test accuracy was measured on."""
+    folder = results.parent / "weights" / results.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.pt"
+    shutil.copyfile(run_dir / "pruned_state_dict.pt", target)
+    return {"path": str(target.relative_to(results.parent)), "sha256": file_sha256(target)}
+
+
+def run_entry(config: dict, key: tuple, done: list[dict], results: Path) -> dict:
     task, budget, limit, agent, seed = key
-    out = runs_dir / f"{task}__{budget}-{limit:g}__{agent}__{seed}"
+    name = f"{task}__{budget}-{limit:g}__{agent}__{seed}"
+    out = results.parent / "runs" / name
     settings = {f: config[f] for f in GRID_FIELDS}
     cfg = PruneConfig(task=task, budget=budget, limit=limit, agent=agent, seed=seed, out=str(out), progress=False,
                       **settings)  # fmt: skip
@@ -92,9 +107,14 @@ def run_entry(config: dict, key: tuple, done: list[dict], runs_dir: Path) -> dic
     hyperparameters: dict = {}
     try:
         if agent in BASELINES:
-            evaluations = matched_evaluations(done, key) or config["timesteps"]
+            evaluations = matched_evaluations(done, key)
+            if agent in MATCHED and evaluations == 0:
+                raise NoFeasibleMaskError(
+                    f"{agent} spends the evaluations of the cell's RL agent, and the grid has no RL entry for "
+                    f"{task} {budget}<={limit:g} seed {seed}: add an RL agent to the config"
+                )
             hyperparameters = (
-                {"evaluations": evaluations} if agent == "random-search" else {"bisection_steps": 12}
+                {"evaluations": evaluations} if agent in MATCHED else {"bisection_steps": BISECTION_STEPS}
             )
             metrics = run_baseline(cfg, agent, evaluations=evaluations)
         else:
@@ -117,6 +137,11 @@ def run_entry(config: dict, key: tuple, done: list[dict], runs_dir: Path) -> dic
         "hyperparameters": hyperparameters,
         "seed": seed,
         "config": {f: v for f, v in asdict(cfg).items() if f in GRID_FIELDS},
+        "protocol": cfg.protocol(),
+        "load_average": os.getloadavg()[0],  # at the end of the entry, when its latency was measured
+        "weights": keep_weights(results, name, out),
+        "dense_latency_ms": d["latency_ms"],
+        "latency_ms": p["latency_ms"],
         "selected": metrics["selected"],
         **metrics["search"],
         "timesteps": cfg.timesteps if agent not in BASELINES else 0,
@@ -156,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(finished)} entries done, {len(todo)} to run -> {results}", file=sys.stderr)
     if args.workers == 1:
         for key in tqdm(todo, desc="leaderboard", unit="entry"):
-            entry = run_entry(config, key, done, results.parent / "runs")
+            entry = run_entry(config, key, done, results)
             append_atomically(results, entry)
             done.append(entry)
     else:
@@ -165,10 +190,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_in_workers(config: dict, todo: list[tuple], done: list[dict], results: Path, workers: int) -> None:
-    """Entries in worker processes, results appended here as they finish. Random search waits
-    for the other entries, since it matches the RL agents' evaluation counts."""
+    """Entries in worker processes, results appended here as they finish. The matched searches
+    wait for the other entries, since they spend the RL agents' evaluation counts."""
     threads = max(1, (os.cpu_count() or 1) // workers)
-    phases = [[k for k in todo if k[3] != "random-search"], [k for k in todo if k[3] == "random-search"]]
+    phases = [[k for k in todo if k[3] not in MATCHED], [k for k in todo if k[3] in MATCHED]]
     pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -177,8 +202,7 @@ def run_in_workers(config: dict, todo: list[tuple], done: list[dict], results: P
     )
     with pool, tqdm(total=len(todo), desc="leaderboard", unit="entry") as bar:
         for phase in phases:
-            runs = results.parent / "runs"
-            futures = [pool.submit(run_entry, config, key, list(done), runs) for key in phase]
+            futures = [pool.submit(run_entry, config, key, list(done), results) for key in phase]
             for future in as_completed(futures):
                 entry = future.result()
                 append_atomically(results, entry)

@@ -2,16 +2,18 @@
 
     python benchmarks/report.py RESULTS.jsonl [MORE.jsonl ...] [--out DIR] [--command "..."]
 
-Per task and budget: the dense test accuracy from the same pipeline on top, then every agent
-ranked by mean test accuracy over its seeds among entries that satisfy the budget (mean +- std,
-ShrinkBench style), with the delta to dense, compression, theoretical and measured speedup, and
-how many seeds met the budget. Plots: test accuracy against params ratio and against FLOPs
-ratio, one line per agent (a point per budget).
+Per task and budget: the dense test accuracy from the same pipeline and the cell's scoring
+protocol on top, then every agent ranked by mean test accuracy over its seeds among entries that
+satisfy the budget (mean +- std, ShrinkBench style), with the delta to dense, compression,
+theoretical and measured speedup, and how many seeds met the budget. A cell whose entries were
+scored under different protocols is refused (exit 2, naming them). Plots: test accuracy against
+params ratio and against FLOPs ratio, one line per agent and budget kind.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from collections import defaultdict
@@ -21,7 +23,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from results_io import read_results, run_settings  # noqa: E402
+from results_io import read_results, run_settings, scoring_protocol  # noqa: E402
 
 
 def _mean_std(values: list[float]) -> str:
@@ -31,9 +33,34 @@ def _mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.2f} +- {100 * std:.2f}"
 
 
-def _settings(by_agent: dict[str, list[dict]]) -> str:
-    """The search and fine-tune settings the cell's entries share, as a sentence."""
-    entries = [e for group in by_agent.values() for e in group if "masks" in e]
+def _describe(protocol: dict) -> str:
+    schedule = protocol["episode_finetune"]
+    steps = ",".join(map(str, schedule)) if isinstance(schedule, list) else str(schedule)
+    return (
+        f"{protocol['eval_samples']} validation images, per-episode fine-tune {steps}, "
+        f"BatchNorm recalibration {protocol.get('bn_recalibration', 0)}"
+    )
+
+
+def cell_protocol(cell: str, entries: list[dict]) -> dict:
+    """The one scoring protocol of a cell's entries; an error naming them if they differ."""
+    protocols: dict[str, list[str]] = defaultdict(list)
+    for e in entries:
+        protocols[json.dumps(scoring_protocol(e), sort_keys=True)].append(f"{e['agent']} seed {e['seed']}")
+    if len(protocols) > 1:
+        listing = "; ".join(f"{_describe(json.loads(p))}: {', '.join(who)}" for p, who in protocols.items())
+        raise ProtocolMismatch(
+            f"{cell}: entries were scored under different protocols, not ranked ({listing})"
+        )
+    return json.loads(next(iter(protocols)))
+
+
+class ProtocolMismatch(ValueError):
+    """A cell whose entries were not scored alike: its ranking would compare unequal signals."""
+
+
+def _settings(entries: list[dict], protocol: dict) -> str:
+    """The scoring, search and fine-tune settings the cell's entries share, as sentences."""
     epochs = sorted({run_settings(e)["finetune_epochs"] for e in entries})
     steps = sorted({e["timesteps"] for e in entries if e["timesteps"]})
     latency = sorted(
@@ -44,34 +71,63 @@ def _settings(by_agent: dict[str, list[dict]]) -> str:
             if "latency_batch" in run_settings(e)
         }
     )
-    text = f"Final fine-tune: {', '.join(map(str, epochs))} epoch(s) for every agent"
+    loads = [e["load_average"] for e in entries if "load_average" in e]
+    text = f"Scoring protocol: {_describe(protocol)}. Final fine-tune: {', '.join(map(str, epochs))} epoch(s)"
     text += f"; RL agents trained for {', '.join(f'{t:,}' for t in steps)} timesteps" if steps else ""
-    return text + (f"; latency measured at {', '.join(latency)}." if latency else ".")
+    text += f"; latency measured at {', '.join(latency)}" if latency else ""
+    text += f" (1-minute load average {min(loads):.1f}-{max(loads):.1f})" if loads else ""
+    return text + "."
+
+
+def _row(rank: int | None, agent: str, ok: list[dict], group: list[dict]) -> str:
+    """One agent's line; compression and speedups are 1 / the mean pruned-to-dense ratio, so they
+    agree with the ratio column."""
+
+    def mean(values) -> float:
+        values = list(values)
+        return statistics.mean(values) if values else float("nan")
+
+    params = mean(e["params_ratio"] for e in ok)
+    flops = mean(e["flops_ratio"] for e in ok)
+    latency = mean(1 / e["latency_speedup"] for e in ok)
+    return (
+        f"| {rank or '-'} | {agent} | {_mean_std([e['test_accuracy'] for e in ok])} | "
+        f"{100 * mean(e['delta'] for e in ok):+.2f} | {params:.3f} | {1 / params:.2f}x | {1 / flops:.2f}x | "
+        f"{1 / latency:.2f}x | {len(ok)}/{len(group)} | {mean(e['evaluations'] for e in ok):.0f} |"
+    )
 
 
 def leaderboard_markdown(entries: list[dict], command: str | None = None) -> str:
+    """The ranked tables. Raises :class:`ProtocolMismatch` for a cell scored under several protocols."""
     lines = ["# Leaderboard", ""]
     if command:
         lines += ["Produced by:", "", "```bash", command, "```", ""]
     lines += [
         "Test accuracy in %, mean +- std over seeds, counting only entries within the budget; every entry is the whole "
         "pipeline (search, physical pruning, the same fine-tune, test evaluation) and is re-checked by "
-        "`benchmarks/validate.py`.",
+        "`benchmarks/validate.py`. Every searcher of a cell scores its candidates under the same protocol. "
+        "Compression and speedups are 1 / the mean pruned-to-dense ratio over seeds.",
         "",
     ]
     cells: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for e in entries:
         cells[(e["task"], e["budget"], float(e["limit"]))][e["agent"]].append(e)
+    mismatches = []
     for (task, budget, limit), by_agent in sorted(cells.items()):
-        dense = [
-            e["dense_test_accuracy"]
-            for group in by_agent.values()
-            for e in group
-            if "dense_test_accuracy" in e
-        ]
-        lines += [f"## {task}, {budget} <= {limit:g}", ""]
+        name = f"{task}, {budget} <= {limit:g}"
+        finished = [e for group in by_agent.values() for e in group if "error" not in e]
+        try:
+            protocol = cell_protocol(name, finished)
+        except ProtocolMismatch as exc:
+            mismatches.append(str(exc))
+            continue
+        dense = [e["dense_test_accuracy"] for e in finished]
+        lines += [f"## {name}", ""]
         if dense:
-            lines += [f"Dense test accuracy: {100 * statistics.mean(dense):.2f}%. {_settings(by_agent)}", ""]
+            lines += [
+                f"Dense test accuracy: {100 * statistics.mean(dense):.2f}%. {_settings(finished, protocol)}",
+                "",
+            ]
         lines += [
             "| rank | agent | test acc. | delta | params ratio | compression | theor. speedup | latency speedup | within budget | evaluations |",
             "|---|---|---|---|---|---|---|---|---|---|",
@@ -79,49 +135,55 @@ def leaderboard_markdown(entries: list[dict], command: str | None = None) -> str
         rows = []
         for agent, group in by_agent.items():
             ok = [e for e in group if e.get("satisfied")]
-            acc = [e["test_accuracy"] for e in ok]
-            rows.append((statistics.mean(acc) if acc else -1.0, agent, ok, group))
-        for rank, (_, agent, ok, group) in enumerate(sorted(rows, key=lambda r: -r[0]), start=1):
-
-            def mean(key, ok=ok):
-                return statistics.mean(e[key] for e in ok) if ok else float("nan")
-
-            lines.append(
-                f"| {rank if ok else '-'} | {agent} | {_mean_std([e['test_accuracy'] for e in ok])} | "
-                f"{100 * mean('delta'):+.2f} | {mean('params_ratio'):.3f} | {mean('compression'):.2f}x | "
-                f"{mean('theoretical_speedup'):.2f}x | {mean('latency_speedup'):.2f}x | {len(ok)}/{len(group)} | "
-                f"{mean('evaluations'):.0f} |"
-            )
+            rows.append((statistics.mean(e["test_accuracy"] for e in ok) if ok else -1.0, agent, ok, group))
+        ranked = sorted(rows, key=lambda r: -r[0])
+        for rank, (_, agent, ok, group) in enumerate(ranked, start=1):
+            lines.append(_row(rank if ok else None, agent, ok, group))
+        errors = sorted({e["error"] for group in by_agent.values() for e in group if "error" in e})
+        lines += [f"- not ranked: {error}" for error in errors]
         lines.append("")
+    if mismatches:
+        raise ProtocolMismatch("\n".join(mismatches))
     return "\n".join(lines)
 
 
+MARKERS = {"params": "o", "flops": "s", "latency": "^"}
+
+
 def plot_tradeoff(entries: list[dict], out_dir: Path) -> list[Path]:
+    """Test accuracy against the params and FLOPs ratios, per task: one line per agent and budget
+    kind (a point per limit), since points of different budget kinds do not lie on one curve."""
     paths = []
     for ratio, label in (
         ("params_ratio", "params ratio (pruned / dense)"),
         ("flops_ratio", "FLOPs ratio (pruned / dense)"),
     ):
         for task in sorted({e["task"] for e in entries}):
-            fig, ax = plt.subplots(figsize=(6, 4))
-            by_agent: dict[str, dict[tuple, list[dict]]] = defaultdict(lambda: defaultdict(list))
+            fig, ax = plt.subplots(figsize=(6.5, 4.2))
+            lines: dict[tuple, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
             for e in entries:
                 if e["task"] == task and e.get("satisfied"):
-                    by_agent[e["agent"]][(e["budget"], e["limit"])].append(e)
-            for agent, cells in sorted(by_agent.items()):
+                    lines[(e["agent"], e["budget"])][e["limit"]].append(e)
+            colors = {a: f"C{i}" for i, a in enumerate(sorted({a for a, _ in lines}))}
+            for (agent, kind), by_limit in sorted(lines.items()):
                 points = sorted(
                     (
                         statistics.mean(e[ratio] for e in group),
                         100 * statistics.mean(e["test_accuracy"] for e in group),
                     )
-                    for group in cells.values()
+                    for group in by_limit.values()
                 )
-                ax.plot(*zip(*points), "o-", label=agent)
+                ax.plot(
+                    *zip(*points),
+                    marker=MARKERS.get(kind, "x"),
+                    color=colors[agent],
+                    label=f"{agent} ({kind})",
+                )
             ax.set_xlabel(label)
             ax.set_ylabel("test accuracy (%)")
             ax.set_title(task)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7)
             fig.tight_layout()
             path = out_dir / f"{task}__accuracy_vs_{ratio}.png"
             fig.savefig(path, dpi=110)
@@ -143,7 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     entries = read_results(*args.results)
     out = Path(args.out) if args.out else Path(args.results[0]).parent
     out.mkdir(parents=True, exist_ok=True)
-    (out / "LEADERBOARD.md").write_text(leaderboard_markdown(entries, args.command))
+    try:
+        markdown = leaderboard_markdown(entries, args.command)
+    except ProtocolMismatch as exc:
+        print(f"report.py: error: {exc}", file=sys.stderr)
+        return 2
+    (out / "LEADERBOARD.md").write_text(markdown)
     plots = plot_tradeoff(entries, out)
     print(f"wrote {out / 'LEADERBOARD.md'} and {len(plots)} plots")
     return 0

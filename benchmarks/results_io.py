@@ -76,6 +76,19 @@ def recorded_mask(entry: dict) -> dict:
     return {**{k: entry[k] for k in keys}, "record": None}
 
 
+LEGACY_BASELINES = ("uniform-l1", "global-l1", "random-search")
+
+
+def scoring_protocol(entry: dict) -> dict:
+    """How an entry's candidates were scored (``eval_samples``, ``episode_finetune``,
+    ``bn_recalibration``). Format 1 did not record it: its baselines were scored without
+    fine-tune, and its RL agents' schedule is unknown from the entry alone."""
+    if "protocol" in entry:
+        return entry["protocol"]
+    schedule = [0] if entry["agent"] in LEGACY_BASELINES else "not recorded (format 1)"
+    return {"eval_samples": entry.get("eval_samples"), "episode_finetune": schedule, "bn_recalibration": 0}
+
+
 def run_settings(entry: dict) -> dict:
     """The settings an entry was run with: format 2's ``config``, or format 1's flat keys."""
     if "config" in entry:

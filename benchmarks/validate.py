@@ -7,21 +7,29 @@ For each entry: the checkpoint's hash must match, the masks are replayed on a fr
 value, params and FLOPs ratios, kept widths and ``satisfied`` are recomputed, and the pruned
 network's validation accuracy before fine-tune is recomputed on the full validation split.
 Where the recorded protocol has no per-episode fine-tune, the record's own accuracy is replayed
-too. Any mismatch beyond the tolerance fails the run (exit 1). Latency budgets are timing
-measurements and are only checked against their limit's side, not to the digit.
+too. The number the table ranks on is replayed as well: the entry's fine-tuned weights are
+reloaded (``torch.load(weights_only=True)``, hash checked) into the architecture rebuilt from the
+masks, and its test accuracy, the dense test accuracy and the derived columns (delta,
+compression, theoretical speedup) are recomputed. Any mismatch beyond ``--tolerance`` fails the
+run (exit 1). Latency is a timing: a latency budget's value is re-measured and must agree within
+``--latency-tolerance`` (relative, default 30%) and stay on the recorded side of the limit.
+Format-1 entries (the first leaderboards) stored no weights; their test accuracy is reported as
+not replayed.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+import torch
 from results_io import entry_label, read_results, recorded_mask, run_settings
 
 from prune_env.env import PruneEnv
 from prune_env.scored import ScoringProtocol
 from prune_env.zoo.data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_SIZE, load_dataset
-from prune_env.zoo.tasks import get_task, load_checkpoint
+from prune_env.zoo.tasks import file_sha256, get_task, load_checkpoint
 from prune_env.zoo.training import accuracy
 
 
@@ -30,11 +38,61 @@ def _compare(problems: list[str], name: str, value: float, recorded: float, tole
         problems.append(f"{name} {value:.6f} != recorded {recorded:.6f}")
 
 
-def validate_entry(entry: dict, tolerance: float, data_dir: str | None = None) -> list[str]:
-    """The problems found in one entry (empty when it replays)."""
+def _check_weights(entry: dict, env: PruneEnv, masks: dict, data, base: Path, tolerance: float) -> list[str]:
+    """Reload the entry's fine-tuned weights into the rebuilt architecture; re-measure accuracy."""
+    if "weights" not in entry:
+        return (
+            []
+            if "selected" not in entry
+            else ["no fine-tuned weights recorded: test accuracy not replayable"]
+        )
+    path = base / entry["weights"]["path"]
+    if not path.is_file():
+        return [f"fine-tuned weights {path} are missing"]
+    if file_sha256(path) != entry["weights"]["sha256"]:
+        return [f"fine-tuned weights {path} do not match their recorded hash"]
+    network = env.export(masks)
+    try:
+        network.load_state_dict(torch.load(path, map_location=env.device, weights_only=True))
+    except RuntimeError as exc:
+        return [f"fine-tuned weights do not fit the architecture of the masks: {str(exc).splitlines()[0]}"]
+    problems: list[str] = []
+    test_x, test_y = (t.to(env.device) for t in data.test.tensors())
+    test = accuracy(network, test_x, test_y)
+    dense = accuracy(env.model, test_x, test_y)
+    _compare(problems, "test_accuracy", test, entry["test_accuracy"], tolerance)
+    _compare(problems, "dense_test_accuracy", dense, entry["dense_test_accuracy"], tolerance)
+    _compare(problems, "delta", test - dense, entry["delta"], tolerance)
+    return problems
+
+
+def _check_derived(entry: dict, tolerance: float) -> list[str]:
+    """Columns computed from others must agree with them."""
+    problems: list[str] = []
+    _compare(problems, "compression", 1 / entry["params_ratio"], entry["compression"], tolerance)
+    _compare(
+        problems, "theoretical_speedup", 1 / entry["flops_ratio"], entry["theoretical_speedup"], tolerance
+    )
+    if "latency_ms" in entry:
+        speedup = entry["dense_latency_ms"] / entry["latency_ms"]
+        _compare(problems, "latency_speedup", speedup, entry["latency_speedup"], tolerance)
+    return problems
+
+
+def validate_entry(
+    entry: dict, tolerance: float, data_dir: str | None, base: Path, latency_tolerance: float = 0.3
+) -> tuple[list[str], list[str]]:
+    """(problems, notes) of one entry: it replays when there are no problems."""
     if "error" in entry:
-        return []  # an entry that recorded a failure has nothing to replay
-    problems = []
+        return [], []  # an entry that recorded a failure has nothing to replay
+    if "threads" in entry:
+        torch.set_num_threads(int(entry["threads"]))  # the same kernels as when it was measured
+    problems = _check_derived(entry, tolerance)
+    notes = (
+        []
+        if "weights" in entry or "selected" in entry
+        else ["test accuracy not replayed (format 1: no weights)"]
+    )
     claimed, settings = recorded_mask(entry), run_settings(entry)
     val_size = settings.get("val_size", DEFAULT_VAL_SIZE)
     _, meta = load_checkpoint(entry["task"])
@@ -48,6 +106,17 @@ def validate_entry(entry: dict, tolerance: float, data_dir: str | None = None) -
     )  # fmt: skip
     replay = env.evaluate_masks(claimed["masks"])
     is_latency = entry["budget"] == "latency"
+    if is_latency:
+        relative = abs(replay.cost - claimed["budget_value"]) / max(claimed["budget_value"], 1e-12)
+        if relative > latency_tolerance:
+            problems.append(
+                f"latency ratio re-measured {replay.cost:.4f}, recorded {claimed['budget_value']:.4f} "
+                f"({relative:.0%} apart > {latency_tolerance:.0%})"
+            )
+        if replay.satisfied != claimed["satisfied"]:
+            problems.append(
+                f"latency ratio {replay.cost:.4f} is on the other side of the limit {entry['limit']:g}"
+            )
     _compare(problems, "params_ratio", replay.params_ratio, claimed["params_ratio"], tolerance)
     _compare(problems, "flops_ratio", replay.flops_ratio, claimed["flops_ratio"], tolerance)
     _compare(
@@ -72,7 +141,8 @@ def validate_entry(entry: dict, tolerance: float, data_dir: str | None = None) -
     x, y = (t.to(env.device) for t in data.val.tensors())
     val = accuracy(env.export(claimed["masks"]), x, y)
     _compare(problems, "val_accuracy_before_finetune", val, entry["val_accuracy_before_finetune"], tolerance)
-    return problems
+    problems += _check_weights(entry, env, claimed["masks"], data, base, tolerance)
+    return problems, notes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,16 +150,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results")
     parser.add_argument("--tolerance", type=float, default=1e-4)
     parser.add_argument("--data-dir", default=None, help="where the dataset is (default: searched)")
+    parser.add_argument(
+        "--latency-tolerance", type=float, default=0.3, help="relative, for re-measured latency"
+    )
     args = parser.parse_args(argv)
     entries = read_results(args.results)
+    base = Path(args.results).parent
     failures = 0
     for entry in entries:
-        problems = validate_entry(entry, args.tolerance, args.data_dir)
+        problems, notes = validate_entry(entry, args.tolerance, args.data_dir, base, args.latency_tolerance)
         failures += bool(problems)
-        print(
-            f"{'FAIL' if problems else 'ok  '} {entry_label(entry)}"
-            + "".join(f"\n     {p}" for p in problems)
-        )
+        details = [f"\n     {p}" for p in problems] + [f"\n     note: {n}" for n in notes]
+        print(f"{'FAIL' if problems else 'ok  '} {entry_label(entry)}" + "".join(details))
     print(f"{len(entries) - failures}/{len(entries)} entries replayed within {args.tolerance:g}")
     return 1 if failures else 0
 

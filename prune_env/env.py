@@ -20,7 +20,7 @@ from prune_env.scored import ScoredMask, ScoringProtocol
 from prune_env.structure import StructureEstimate
 from prune_env.zoo import sources
 from prune_env.zoo.data import DEFAULT_VAL_SIZE
-from prune_env.zoo.training import accuracy, fit, resolve_device, sampled_batches
+from prune_env.zoo.training import accuracy, fit, recalibrate_batchnorm, resolve_device, sampled_batches
 
 DESCRIPTOR_NAMES = (
     "group_index",
@@ -94,7 +94,9 @@ class PruneEnv(gym.Env):
     0 on every step but the last. On the last step: top-1 accuracy in [0, 1] of the pruned
     network on the first ``eval_samples`` validation images (after ``finetune_steps`` Adam steps
     on training data when that is > 0; the attribute can be changed between episodes to apply a
-    schedule such as the paper's 0 / 32 / 128).
+    schedule such as the paper's 0 / 32 / 128; then, when ``bn_recalibration`` > 0, BatchNorm
+    statistics re-estimated on that many fixed training batches). The settings in force are the
+    scoring protocol, recorded with every scored mask (``info["scored"].protocol``).
 
     ## Cost
     ``info["cost"]`` is a float on every step: 0 before the last step, then the first budget's
@@ -126,6 +128,7 @@ class PruneEnv(gym.Env):
     | eval_samples | 1000 | validation images scored for the reward |
     | finetune_steps | 0 | Adam steps on training data before scoring |
     | finetune_batch_size, finetune_lr | 64, 3e-4 | the fine-tune's batch size and learning rate |
+    | bn_recalibration | 0 | training batches that re-estimate BatchNorm statistics before scoring (EagleEye); 0 turns it off |
     | data_dir | None | where the task's dataset is (see ``prune_env.zoo.data``) |
     | val_size | 5000 | images held out of the training set as the validation split (keep the default: the shipped checkpoints were selected on it) |
     | device | "auto" | CUDA where available, else CPU |
@@ -157,6 +160,7 @@ class PruneEnv(gym.Env):
         finetune_steps: int = ScoringProtocol.finetune_steps,
         finetune_batch_size: int = ScoringProtocol.finetune_batch_size,
         finetune_lr: float = ScoringProtocol.finetune_lr,
+        bn_recalibration: int = ScoringProtocol.bn_recalibration,
         data_dir=None,
         val_size: int = DEFAULT_VAL_SIZE,
         device: str = "auto",
@@ -170,7 +174,7 @@ class PruneEnv(gym.Env):
         self.device = resolve_device(device)
         self.budgets, limits = make_budgets(budget, budget_limit)
         self.budget_limit: float | list[float] = limits if isinstance(budget, (list, tuple)) else limits[0]
-        self._limits = limits
+        self.budget_limits: list[float] = limits  # one per budget, whatever form budget_limit took
         self.finetune_batch_size = int(finetune_batch_size)
         self.finetune_lr = float(finetune_lr)
 
@@ -185,7 +189,9 @@ class PruneEnv(gym.Env):
             )  # fmt: skip
         self.task, self.checkpoint = source.name, source.checkpoint
         self._train_sampler = source.sample_train
+        self._recalibration_batches: list = []
         self.finetune_steps = finetune_steps
+        self.bn_recalibration = bn_recalibration
 
         self.model = copy.deepcopy(source.model).to(self.device).eval()  # the dense network, never mutated
         example = source.example_inputs if example_inputs is None else example_inputs
@@ -235,14 +241,32 @@ class PruneEnv(gym.Env):
 
     @finetune_steps.setter
     def finetune_steps(self, steps: int) -> None:
-        steps = int(steps)
-        if steps < 0:
-            raise ValueError(f"finetune_steps must be >= 0, got {steps}")
-        if steps > 0 and self._train_sampler is None:
-            raise ValueError(
-                "finetune_steps > 0 needs training data: pass train_data=... with a custom model"
-            )
-        self._finetune_steps = steps
+        self._finetune_steps = self._training_count("finetune_steps", steps)
+
+    @property
+    def bn_recalibration(self) -> int:
+        return self._bn_recalibration
+
+    @bn_recalibration.setter
+    def bn_recalibration(self, batches: int) -> None:
+        batches = self._training_count("bn_recalibration", batches)
+        if batches > len(self._recalibration_batches):
+            # The same batches for every candidate (one seeded draw; the first N are the same for
+            # any count), so scores stay comparable and replayable.
+            rng = np.random.default_rng(0)
+            self._recalibration_batches = [
+                self._train_sampler(rng, self.finetune_batch_size) for _ in range(batches)
+            ]
+        self._bn_recalibration = batches
+
+    def _training_count(self, name: str, value: int) -> int:
+        """A protocol setting that counts training steps or batches: >= 0, and > 0 needs data."""
+        value = int(value)
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0 (0 turns it off), got {value}")
+        if value > 0 and self._train_sampler is None:
+            raise ValueError(f"{name} > 0 needs training data: pass train_data=... with a custom model")
+        return value
 
     @property
     def group_names(self) -> list[str]:
@@ -311,7 +335,34 @@ class PruneEnv(gym.Env):
         return ScoringProtocol(
             eval_samples=len(self.eval_labels), finetune_steps=self.finetune_steps,
             finetune_batch_size=self.finetune_batch_size, finetune_lr=self.finetune_lr,
+            bn_recalibration=self.bn_recalibration,
         )  # fmt: skip
+
+    def training_batch(self, rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of training data (the fine-tune's source), for importance criteria and searches."""
+        if self._train_sampler is None:
+            raise ValueError("this env has no training data: pass train_data=... with a custom model")
+        return self._train_sampler(rng, batch_size)
+
+    def estimated_budget(self, keep: Sequence[np.ndarray]) -> float:
+        """The analytic estimate of the first budget for ``keep`` (the observation's
+        ``budget_used``), without pruning anything: exact for parameters; the MAC ratio stands
+        in for FLOPs, latency and callables."""
+        params, flops = self.estimate.ratios(keep)
+        return params if self._estimate_kind == "params" else flops
+
+    def keep_from_ratios(self, ratios: Sequence[float]) -> list[np.ndarray]:
+        """One keep-array per group from one keep-fraction per group, exactly as ratio actions
+        are read: the ``round(ratio * width)`` units of largest L1 magnitude, at least one."""
+        if len(ratios) != self.num_groups:
+            raise ValueError(f"expected {self.num_groups} ratios (one per group), got {len(ratios)}")
+        return [self._keep_largest(g, float(r)) for g, r in zip(self.groups, ratios)]
+
+    def _keep_largest(self, group, ratio: float) -> np.ndarray:
+        order = np.argsort(-self.importance[group.index], kind="stable")
+        kept = np.zeros(group.width, dtype=bool)
+        kept[order[: max(int(round(ratio * group.width)), 1)]] = True
+        return kept
 
     def masks_to_dict(self, keep: Sequence[np.ndarray]) -> dict[str, list[int]]:
         return {g.name: np.flatnonzero(keep[g.index]).tolist() for g in self.groups}
@@ -340,6 +391,8 @@ class PruneEnv(gym.Env):
                     torch.optim.Adam(pruned.parameters(), lr=self.finetune_lr),
                     device=self.device,
                 )
+        if self.bn_recalibration > 0:
+            recalibrate_batchnorm(pruned, self._recalibration_batches[: self.bn_recalibration])
         acc = accuracy(pruned, self.eval_inputs, self.eval_labels)
         self.last_model, self.last_masks = pruned, keep
         return ScoredMask(
@@ -348,10 +401,10 @@ class PruneEnv(gym.Env):
             accuracy=float(acc),
             costs=[float(c) for c in costs],
             budgets={b.name: float(c) for b, c in zip(self.budgets, costs)},
-            limits=list(self._limits),
+            limits=list(self.budget_limits),
             params_ratio=float(params_ratio),
             flops_ratio=float(flops_ratio),
-            satisfied=bool(all(c <= lim for c, lim in zip(costs, self._limits))),
+            satisfied=bool(all(c <= lim for c, lim in zip(costs, self.budget_limits))),
             protocol=self.protocol,
             source=source,
         )
@@ -380,12 +433,7 @@ class PruneEnv(gym.Env):
             value = float(ratio.reshape(-1)[0])
             if not np.isfinite(value) or not 0.0 <= value <= 1.0:
                 raise InvalidActionError(f"ratio action must be a finite number in [0, 1], got {value}")
-            count = int(round(value * width))
-            forced = count == 0
-            order = np.argsort(-self.importance[group.index], kind="stable")
-            kept = np.zeros(width, dtype=bool)
-            kept[order[: max(count, 1)]] = True
-            return kept, forced
+            return self._keep_largest(group, value), int(round(value * width)) == 0
         mask = _as_array(action, "mask action")
         if mask.shape != (self.max_units,):
             raise InvalidActionError(
@@ -450,9 +498,8 @@ class PruneEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         index = min(self._step_index, self.num_groups - 1)
-        params, flops = self.estimate.ratios(self._keep)
-        used = params if self._estimate_kind == "params" else flops
-        limit = min(self._limits[0], 1.0) if self.budgets[0].relative else 1.0
+        used = self.estimated_budget(self._keep)
+        limit = min(self.budget_limits[0], 1.0) if self.budgets[0].relative else 1.0
         dynamic = [used, limit, limit - used, self._step_index / self.num_groups]
         scores = np.zeros(self.max_units, dtype=np.float32)
         importance = self.importance[index]

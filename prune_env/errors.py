@@ -53,5 +53,9 @@ class InvalidRecordError(PruneEnvError, ValueError):
     """A stored record (a scored mask, a results entry) is missing fields or malformed."""
 
 
+class NotApplicableError(PruneEnvError, ValueError):
+    """A method does not apply to this network (e.g. a BatchNorm criterion without BatchNorm)."""
+
+
 class NoFeasibleMaskError(PruneEnvError):
     """A search found no mask within the budget."""

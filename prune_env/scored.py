@@ -22,6 +22,7 @@ class ScoringProtocol:
     finetune_steps: int = 0  # Adam steps on training batches before scoring
     finetune_batch_size: int = 64
     finetune_lr: float = 3e-4
+    bn_recalibration: int = 0  # training batches that re-estimate BatchNorm statistics, after the fine-tune
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,23 @@ class PruneConfig:
     episode_finetune: list[int] = field(default_factory=lambda: [0, 32])
     action_mode: str | None = None  # None: the agent's preference
     eval_samples: int = ScoringProtocol.eval_samples
+    bn_recalibration: int = ScoringProtocol.bn_recalibration  # BatchNorm re-estimation batches per score
     sampled_episodes: int = 32  # stochastic policy episodes harvested after training
     device: str = "auto"
     data_dir: str | None = None
     val_size: int = DEFAULT_VAL_SIZE  # validation images held out of the training set
     latency_batch: int = 64  # batch of the reported latency (1: single-image latency)
     progress: bool = True
+
+    def protocol(self) -> dict:
+        """How every candidate of this run is scored: one protocol for every searcher in a
+        comparison (RL candidates are compared at the schedule's last value, baselines scored
+        with it)."""
+        return {
+            "eval_samples": self.eval_samples,
+            "episode_finetune": list(self.episode_finetune),
+            "bn_recalibration": self.bn_recalibration,
+        }
 
     def __post_init__(self):
         if int(self.latency_batch) < 1:

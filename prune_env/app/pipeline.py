@@ -53,7 +53,8 @@ def make_env(cfg: PruneConfig, action_mode: str) -> PruneEnv:
     torch.manual_seed(cfg.seed)
     env = PruneEnv(
         cfg.task, budget=cfg.budget, budget_limit=cfg.limit, action_mode=action_mode,
-        eval_samples=cfg.eval_samples, data_dir=cfg.data_dir, val_size=cfg.val_size, device=cfg.device,
+        eval_samples=cfg.eval_samples, bn_recalibration=cfg.bn_recalibration, data_dir=cfg.data_dir,
+        val_size=cfg.val_size, device=cfg.device,
     )  # fmt: skip
     env.reset(seed=cfg.seed)
     env.action_space.seed(cfg.seed)
@@ -93,7 +94,7 @@ def run_baseline(cfg: PruneConfig, method: str, evaluations: int = 0) -> dict:
     _check_output_dir(out)
     start = time.time()
     env = make_env(cfg, "mask")
-    env.finetune_steps = 0
+    env.finetune_steps = cfg.episode_finetune[-1]  # the protocol RL candidates are compared under
     selection = run_baseline_search(env, method, evaluations=evaluations, seed=cfg.seed)
     if not selection.chosen.satisfied:
         raise NoFeasibleMaskError(f"{method} found no mask within {cfg.budget} <= {cfg.limit:g}")

@@ -148,3 +148,26 @@ def train_epochs(
         model.load_state_dict(best_state)
     model.eval()
     return best
+
+
+def recalibrate_batchnorm(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Re-estimate every BatchNorm layer's running mean and variance on ``batches`` (EagleEye's
+    adaptive BatchNorm, Li et al., ECCV 2020): the statistics a pruned network inherited from
+    the dense one no longer match its activations. A cumulative average over the batches, with
+    only the normalization layers in train mode and no gradients; the weights do not change."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    device = next(model.parameters()).device
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts equally
+        m.train()
+    with torch.no_grad():
+        for inputs, _ in batches:
+            model(inputs.to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()

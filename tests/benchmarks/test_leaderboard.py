@@ -112,6 +112,23 @@ def test_tiny_grid_killed_resumed_and_validated(tmp_path):
     for problem in ("params_ratio", "val_accuracy_before_finetune", "accuracy (scoring protocol)"):
         assert problem in invalid.stdout, problem
 
+    # every number a table shows, hand-edited alone, fails the replay
+    selected = baseline["selected"]
+    edits = {
+        "test_accuracy": dict(test_accuracy=baseline["test_accuracy"] + 0.002),
+        "delta": dict(delta=baseline["delta"] + 0.01),
+        "compression": dict(compression=baseline["compression"] * 1.1),
+        "budget_value": dict(selected={**selected, "costs": [selected["costs"][0] - 0.01]}),
+        "constraint_satisfied": dict(selected={**selected, "satisfied": False}),
+        "recorded hash": dict(weights={**baseline["weights"], "sha256": "0" * 64}),
+    }
+    tampered.write_text("".join(json.dumps(dict(baseline, **edit)) + "\n" for edit in edits.values()))
+    invalid = _run("benchmarks/validate.py", str(tampered))
+    assert invalid.returncode == 1 and f"0/{len(edits)} entries replayed" in invalid.stdout
+    blocks = invalid.stdout.split("FAIL")[1:]
+    for (what, _), block in zip(edits.items(), blocks):
+        assert what in block, (what, block)
+
 
 def test_workers_run_the_grid_and_random_search_matches_the_agents_evaluations(tmp_path):
     config = yaml.safe_load((ROOT / "benchmarks" / "configs" / "smoke.yaml").read_text())
@@ -139,3 +156,45 @@ def test_unknown_config_key_is_an_error(tmp_path):
     path.write_text(yaml.safe_dump(config))
     run = _run("benchmarks/leaderboard.py", "--config", str(path))
     assert run.returncode != 0 and "unknown keys ['finetune_epoch']" in run.stderr
+
+
+def _entry(agent: str, seed: int, schedule: list[int], accuracy: float) -> dict:
+    protocol = {"eval_samples": 200, "episode_finetune": schedule, "bn_recalibration": 0}
+    return {
+        "task": "fashion-mnist-mlp", "budget": "params", "limit": 0.5, "agent": agent, "seed": seed,
+        "satisfied": True, "test_accuracy": accuracy, "dense_test_accuracy": 0.9, "delta": accuracy - 0.9,
+        "params_ratio": 0.5, "flops_ratio": 0.5, "latency_speedup": 1.5, "evaluations": 10, "timesteps": 0,
+        "device": "cpu", "threads": 1, "config": {"finetune_epochs": 1, "latency_batch": 8}, "protocol": protocol,
+    }  # fmt: skip
+
+
+def test_report_refuses_a_cell_scored_under_different_protocols(tmp_path):
+    results = tmp_path / "mixed.jsonl"
+    entries = [_entry("ppo-lag", 0, [0, 32], 0.85), _entry("random-search", 0, [0], 0.86)]
+    results.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    run = _run("benchmarks/report.py", str(results), "--out", str(tmp_path / "board"))
+    assert run.returncode == 2 and not (tmp_path / "board" / "LEADERBOARD.md").exists()
+    assert "different protocols" in run.stderr
+    assert "fine-tune 0,32, BatchNorm recalibration 0: ppo-lag seed 0" in run.stderr
+    assert "fine-tune 0, BatchNorm recalibration 0: random-search seed 0" in run.stderr
+
+    entries[1]["protocol"]["episode_finetune"] = [0, 32]  # one protocol: ranked, the baseline first
+    results.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    run = _run("benchmarks/report.py", str(results), "--out", str(tmp_path / "board"))
+    assert run.returncode == 0, run.stderr
+    board = (tmp_path / "board" / "LEADERBOARD.md").read_text()
+    assert "| 1 | random-search | 86.00 +- 0.00 |" in board and "| 2 | ppo-lag |" in board
+    assert "per-episode fine-tune 0,32" in board and "| 2.00x | 2.00x | 1.50x |" in board
+
+
+def test_matched_searches_need_an_rl_entry_of_their_cell(tmp_path):
+    config = yaml.safe_load((ROOT / "benchmarks" / "configs" / "smoke.yaml").read_text())
+    config.update(agents=["random-search", "evolution"], results=str(tmp_path / "alone.jsonl"))
+    path = tmp_path / "alone.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = _run("benchmarks/leaderboard.py", "--config", str(path))
+    assert run.returncode == 0, run.stderr[-2000:]
+    entries = [json.loads(line) for line in (tmp_path / "alone.jsonl").read_text().splitlines()]
+    assert [e["agent"] for e in entries] == ["random-search", "evolution"]
+    for e in entries:
+        assert not e["satisfied"] and "add an RL agent to the config" in e["error"]

@@ -6,7 +6,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
+import prune_env
 from prune_env import InvalidRecordError, ScoredMask, ScoringProtocol
 
 
@@ -69,3 +71,34 @@ def test_bad_records_raise_a_typed_error(mlp_env, change, message):
 def test_not_json_is_a_typed_error():
     with pytest.raises(InvalidRecordError, match="not valid JSON"):
         ScoredMask.from_json("{masks: ")
+
+
+def test_bn_recalibration_is_part_of_the_protocol_and_deterministic():
+    env = prune_env.PruneEnv("fashion-mnist-cnn", budget_limit=0.25, eval_samples=300)
+    keep = env.keep_from_ratios([0.5] * env.num_groups)
+    plain = env.evaluate_masks(keep)
+    env.bn_recalibration = 8
+    first, second = env.evaluate_masks(keep), env.evaluate_masks(keep)
+    assert first.protocol.bn_recalibration == 8 and plain.protocol.bn_recalibration == 0
+    assert first == second  # the same fixed batches for every candidate: replayable
+    assert first.accuracy != plain.accuracy  # the statistics really were re-estimated
+    assert first.costs == plain.costs and first.widths == plain.widths
+    with pytest.raises(ValueError, match="bn_recalibration must be >= 0"):
+        env.bn_recalibration = -1
+    assert env.bn_recalibration == 8  # a rejected value leaves the env as it was
+
+
+def test_bn_recalibration_needs_training_data(residual_model, residual_data):
+    env = prune_env.PruneEnv(model=residual_model, eval_data=residual_data)
+    with pytest.raises(ValueError, match="needs training data"):
+        env.bn_recalibration = 4
+
+
+def test_more_recalibration_batches_extend_the_same_draw():
+    env = prune_env.PruneEnv("fashion-mnist-cnn", eval_samples=10)
+    env.bn_recalibration = 4
+    first = [inputs.clone() for inputs, _ in env._recalibration_batches]
+    env.bn_recalibration = 16
+    grown = [inputs for inputs, _ in env._recalibration_batches]
+    assert len(grown) == 16 and all(torch.equal(a, b) for a, b in zip(first, grown))
+    assert len({float(x.sum()) for x in grown}) == 16  # no batch repeated

@@ -1,0 +1,57 @@
+"""Importance criteria equal independent computations; the strong baselines meet the budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch.nn.functional as F
+
+import prune_env
+from prune_env.app.baselines import bn_scale, evolution, taylor
+from prune_env.app.importance import bn_scale_importance, taylor_importance
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return prune_env.PruneEnv("fashion-mnist-cnn", budget="params", budget_limit=0.25, eval_samples=300)
+
+
+def test_taylor_equals_a_hand_computed_group_taylor(mlp_env):
+    scores = taylor_importance(mlp_env, batches=1, batch_size=32, seed=5)
+    model = mlp_env.model
+    x, y = mlp_env.training_batch(np.random.default_rng(5), 32)
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    # fc2's unit u owns row u of fc2.weight, fc2.bias[u] and column u of classifier.weight
+    wg = lambda p: (p * p.grad).detach()  # noqa: E731
+    by_unit = wg(model.fc2.weight).sum(1) + wg(model.fc2.bias) + wg(model.classifier.weight).sum(0)
+    model.zero_grad()
+    fc2 = [g.index for g in mlp_env.groups if g.name == "fc2"][0]
+    np.testing.assert_allclose(scores[fc2], (by_unit**2).double().numpy(), rtol=1e-5, atol=1e-12)
+
+
+def test_bn_scale_reads_the_groups_batchnorm(cnn, mlp_env):
+    scores = bn_scale_importance(cnn)
+    first = [g.index for g in cnn.groups if g.name == "features.0"][0]
+    np.testing.assert_allclose(scores[first], cnn.model.features[1].weight.detach().abs().double().numpy())
+    fc = [g.index for g in cnn.groups if g.name == "fc"][0]
+    assert scores[fc] is None  # a Linear group without BatchNorm
+    with pytest.raises(prune_env.NotApplicableError, match="has no BatchNorm layer"):
+        bn_scale_importance(mlp_env)
+
+
+@pytest.mark.parametrize("method", [taylor, bn_scale])
+def test_global_criteria_meet_the_budget_tightly(cnn, method):
+    result = method(cnn)
+    chosen = result.chosen
+    assert chosen.satisfied and chosen.cost <= 0.25 and result.evaluations == 13
+    assert chosen.cost > 0.2  # the bisection uses the budget, it does not just fit under it
+    assert min(chosen.widths.values()) >= 1
+
+
+def test_evolution_spends_its_evaluations_and_returns_the_best_it_saw(cnn):
+    result = evolution(cnn, evaluations=20, seed=1, population=6, sample=3)
+    assert result.evaluations == result.candidates == 20
+    assert result.chosen.satisfied and result.chosen.source == "evolution"
+    again = evolution(cnn, evaluations=20, seed=1, population=6, sample=3)
+    assert again.chosen == result.chosen  # seeded
