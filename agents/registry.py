@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import RescaleAction
 from sb3_contrib import TRPO, MaskablePPO, RecurrentPPO
-from stable_baselines3 import A2C, PPO, TD3
-from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3 import A2C, DDPG, PPO, TD3
+from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.hyperparams import a2c, ppo, td3, trpo
+from agents.common.noise import DecayingNormalNoise
+from agents.hyperparams import a2c, ddpg, ppo, td3, trpo
 from agents.ppo_lag import PPOLag
-from prune_env.wrappers import CostPenalty, MultiBinaryAsMultiDiscrete
+from prune_env.wrappers import ClipToBudget, CostPenalty, MultiBinaryAsMultiDiscrete
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class AgentSpec:
     penalty: bool
     action_space: type | None  # required action space type, if any
     description: str
+    clip_to_budget: bool = False  # AMC: every action clipped so that the episode meets the budget
+    action_noise: Callable[[int], ActionNoise] | None = None  # default exploration noise, by action size
 
 
 AGENTS: dict[str, AgentSpec] = {
@@ -53,7 +57,12 @@ AGENTS: dict[str, AgentSpec] = {
         AgentSpec("recurrent-ppo-penalty", RecurrentPPO, "MlpLstmPolicy", ppo.RECURRENT_PPO, True, None,
                   "sb3-contrib RecurrentPPO (LSTM) on reward - coef * cost"),
         AgentSpec("td3-ratio-penalty", TD3, "MlpPolicy", td3.TD3, True, gym.spaces.Box,
-                  "TD3 on reward - coef * cost (ratio mode: one keep-fraction per group)"),
+                  "TD3 on reward - coef * cost (ratio mode: one keep-fraction per group)",
+                  action_noise=lambda dim: NormalActionNoise(np.zeros(dim), 0.1 * np.ones(dim))),
+        AgentSpec("amc-ddpg", DDPG, "MlpPolicy", ddpg.DDPG, False, gym.spaces.Box,
+                  "AMC (He et al. 2018): DDPG on keep-ratios, actions clipped so every episode meets the budget",
+                  clip_to_budget=True,
+                  action_noise=lambda dim: DecayingNormalNoise(np.full(dim, ddpg.NOISE_SIGMA), ddpg.NOISE_DECAY)),
     ]
 }  # fmt: skip
 
@@ -105,6 +114,10 @@ def make_agent(name: str, env, *, penalty_coef: float = 1.0, **overrides):
         raise ValueError(
             f"agent {name!r} needs a {spec.action_space.__name__} action space: make the env with {hint}"
         )
+    if spec.clip_to_budget:
+        if isinstance(env, VecEnv):
+            raise TypeError(f"agent {name!r} wraps a gym.Env in ClipToBudget; pass one env, not a VecEnv")
+        env = ClipToBudget(env)
     if (
         isinstance(space, gym.spaces.Box)
         and not isinstance(env, VecEnv)
@@ -121,7 +134,6 @@ def make_agent(name: str, env, *, penalty_coef: float = 1.0, **overrides):
         env = CostPenalty(env, penalty_coef)
         if name == "recurrent-ppo-penalty" and isinstance(space, gym.spaces.MultiBinary):
             env = MultiBinaryAsMultiDiscrete(env)  # its loss fails on MultiBinary's int8 actions
-    if name == "td3-ratio-penalty" and params.get("action_noise") is None:
-        dim = int(np.prod(space.shape))
-        params["action_noise"] = NormalActionNoise(np.zeros(dim), 0.1 * np.ones(dim))
+    if spec.action_noise is not None and params.get("action_noise") is None:
+        params["action_noise"] = spec.action_noise(int(np.prod(space.shape)))
     return cls(spec.policy, env, **params)

@@ -351,6 +351,29 @@ class PruneEnv(gym.Env):
         params, flops = self.estimate.ratios(keep)
         return params if self._estimate_kind == "params" else flops
 
+    def max_keep_ratio(self, steps: int = 20) -> float:
+        """The largest keep-ratio for the current group with which the episode can still meet
+        the first budget (by :meth:`estimated_budget`) when every later group keeps one unit:
+        AMC's bound on its actions. 0 when even that does not fit (one unit is kept anyway)."""
+        if self._step_index is None or self._step_index >= self.num_groups:
+            raise ResetNeeded("max_keep_ratio() needs a running episode: call reset() first")
+        current = self.groups[self._step_index]
+        keep = list(self._keep)
+        for group in self.groups[current.index + 1 :]:
+            keep[group.index] = self._keep_largest(group, 0.0)
+
+        def fits(ratio: float) -> bool:
+            keep[current.index] = self._keep_largest(current, ratio)
+            return self.estimated_budget(keep) <= self.budget_limits[0]
+
+        if fits(1.0):
+            return 1.0
+        low, high = 0.0, 1.0
+        for _ in range(steps):
+            mid = (low + high) / 2
+            low, high = (mid, high) if fits(mid) else (low, mid)
+        return low
+
     def keep_from_ratios(self, ratios: Sequence[float]) -> list[np.ndarray]:
         """One keep-array per group from one keep-fraction per group, exactly as ratio actions
         are read: the ``round(ratio * width)`` units of largest L1 magnitude, at least one."""

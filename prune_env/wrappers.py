@@ -5,6 +5,7 @@
 - :class:`Gymnasium2SafetyGymnasium`: Safety-Gymnasium's 6-tuple ``step`` (obs, reward, cost,
   terminated, truncated, info), for CMDP libraries that speak it.
 - :class:`SafetyGymnasium2Gymnasium`: the way back, cost moved into ``info["cost"]``.
+- :class:`ClipToBudget`: AMC's clipping of ratio actions, so every episode meets the budget.
 """
 
 from __future__ import annotations
@@ -67,6 +68,34 @@ class SafetyGymnasium2Gymnasium(gym.Wrapper):
             )
         obs, reward, cost, terminated, truncated, info = result
         return obs, reward, terminated, truncated, {**info, "cost": float(cost)}
+
+
+class ClipToBudget(gym.ActionWrapper):
+    """AMC's action clipping (He et al., ECCV 2018) for ``action_mode="ratio"``: each keep-ratio
+    is lowered to the largest with which the episode can still meet the first budget when every
+    later group keeps one unit (``PruneEnv.max_keep_ratio``), so every episode is feasible by the
+    env's analytic estimate (exact for parameters, the MAC ratio otherwise). The clipped ratio is
+    reported in ``info["clipped_ratio"]``."""
+
+    def __init__(self, env: gym.Env):
+        if getattr(env.unwrapped, "action_mode", None) != "ratio":
+            raise ValueError("ClipToBudget needs a PruneEnv with action_mode='ratio'")
+        super().__init__(env)
+
+    def action(self, action):
+        bound = self.env.unwrapped.max_keep_ratio()
+        self._clipped = np.minimum(np.asarray(action, dtype=np.float32), np.float32(bound))
+        return self._clipped
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return (
+            obs,
+            reward,
+            terminated,
+            truncated,
+            {**info, "clipped_ratio": float(self._clipped.reshape(-1)[0])},
+        )
 
 
 class MultiBinaryAsMultiDiscrete(gym.ActionWrapper):

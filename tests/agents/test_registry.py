@@ -17,6 +17,7 @@ SHORT = {
     "trpo-penalty": dict(n_steps=50, batch_size=25),
     "recurrent-ppo-penalty": dict(n_steps=50, batch_size=25, n_epochs=2),
     "td3-ratio-penalty": dict(learning_starts=50, buffer_size=1000),
+    "amc-ddpg": dict(learning_starts=50, buffer_size=1000),
 }
 
 
@@ -26,7 +27,7 @@ def test_list_agents_names_every_registered_agent():
 
 @pytest.mark.parametrize("name", list(SHORT))
 def test_agent_runs_a_few_hundred_steps_on_prune_env(name):
-    action_mode = "ratio" if name == "td3-ratio-penalty" else "mask"
+    action_mode = "ratio" if AGENTS[name].action_space is gym.spaces.Box else "mask"
     env = gym.make("PruneEnv-v0", task="fashion-mnist-mlp", action_mode=action_mode, eval_samples=100)
     model = agents.make_agent(name, env, seed=0, **SHORT[name])
     model.learn(200)
@@ -35,6 +36,8 @@ def test_agent_runs_a_few_hundred_steps_on_prune_env(name):
     assert len(episodes) >= 50  # two steps per episode on the MLP task
     if AGENTS[name].penalty:
         assert "CostPenalty" in repr(model.get_env().envs[0])
+    elif AGENTS[name].clip_to_budget:
+        assert "ClipToBudget" in repr(model.get_env().envs[0])
     else:
         assert len(model.ep_cost_buffer) >= 50
 
