@@ -1,7 +1,7 @@
 """Which scoring protocol predicts the final result? Reward fidelity of PruneEnv's protocols.
 
     python benchmarks/reward_fidelity.py [--task fashion-mnist-cnn] [--budget params] [--limit 0.1]
-        [--masks 64] [--seed 0] [--out benchmarks/results/reward_fidelity.jsonl]
+        [--masks 64] [--seed 0] [--threads 1] [--out benchmarks/results/reward_fidelity.jsonl]
 
 Samples ``--masks`` random feasible masks (one keep-ratio per group, largest-L1 units, scaled to
 the budget: the agents' action space), scores each under every protocol below, then gives each
@@ -94,6 +94,7 @@ def score_mask(env: PruneEnv, ratios: np.ndarray, index: int) -> dict:
 
 
 def run(args) -> None:
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     env = PruneEnv(args.task, budget=args.budget, budget_limit=args.limit, eval_samples=args.eval_samples)
     data = load_dataset(get_task(args.task).dataset)
@@ -176,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-samples", type=int, default=1000)
     parser.add_argument("--final-epochs", type=int, default=1)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: timings robust to other work on the machine)"
+    )
     parser.add_argument("--out", default="benchmarks/results/reward_fidelity.jsonl")
     parser.add_argument("--markdown", default="benchmarks/results/REWARD_FIDELITY.md")
     parser.add_argument("--report", action="store_true", help="only rewrite the Markdown from the JSONL")
