@@ -159,7 +159,7 @@ def plot_tradeoff(entries: list[dict], out_dir: Path) -> list[Path]:
         ("flops_ratio", "FLOPs ratio (pruned / dense)"),
     ):
         for task in sorted({e["task"] for e in entries}):
-            fig, ax = plt.subplots(figsize=(6.5, 4.2))
+            fig, ax = plt.subplots(figsize=(8.5, 4.2))
             lines: dict[tuple, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
             for e in entries:
                 if e["task"] == task and e.get("satisfied"):
@@ -183,7 +183,7 @@ def plot_tradeoff(entries: list[dict], out_dir: Path) -> list[Path]:
             ax.set_ylabel("test accuracy (%)")
             ax.set_title(task)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
             fig.tight_layout()
             path = out_dir / f"{task}__accuracy_vs_{ratio}.png"
             fig.savefig(path, dpi=110)

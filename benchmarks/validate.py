@@ -100,9 +100,11 @@ def validate_entry(
         problems.append(
             f"checkpoint hash {meta['sha256'][:12]} != recorded {entry['checkpoint_sha256'][:12]}"
         )
+    protocol = claimed["record"].protocol if claimed["record"] is not None else ScoringProtocol()
     env = PruneEnv(
         entry["task"], budget=entry["budget"], budget_limit=entry["limit"], data_dir=data_dir, val_size=val_size,
         eval_samples=claimed.get("eval_samples", ScoringProtocol.eval_samples),
+        bn_recalibration=protocol.bn_recalibration,  # the record's own scoring (its fine-tune is not replayed)
     )  # fmt: skip
     replay = env.evaluate_masks(claimed["masks"])
     is_latency = entry["budget"] == "latency"
