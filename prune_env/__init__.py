@@ -26,6 +26,7 @@ from prune_env.errors import (
     UnknownTaskError,
     UnsupportedModelError,
 )
+from prune_env.reload import load_pruned
 from prune_env.scored import ScoredMask, ScoringProtocol
 from prune_env.zoo import cache_dir, get_task, list_tasks, load_checkpoint, load_dataset, pretrain
 
@@ -60,6 +61,7 @@ __all__ = [
     "cache_dir",
     "get_task",
     "list_tasks",
+    "load_pruned",
     "load_checkpoint",
     "load_dataset",
     "pretrain",

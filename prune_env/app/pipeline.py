@@ -30,6 +30,7 @@ from prune_env.app.selection import Selection
 from prune_env.budgets import count_macs, count_params, measure_latency
 from prune_env.env import PruneEnv
 from prune_env.errors import NoFeasibleMaskError, PruneEnvError
+from prune_env.reload import load_pruned
 from prune_env.zoo.data import DEFAULT_VAL_SIZE, Dataset, load_dataset
 from prune_env.zoo.tasks import get_task
 from prune_env.zoo.training import EpochsResult, accuracy, resolve_device, train_epochs
@@ -198,16 +199,16 @@ def finish(env: PruneEnv, cfg: PruneConfig, selection: Selection, start: float) 
 
 
 def evaluate_run(run_dir: str | os.PathLike, device: str = "auto") -> tuple[float, float]:
-    """(recomputed, reported) pruned test accuracy of a finished run."""
+    """(recomputed, reported) pruned test accuracy of a finished run, reloaded without unpickling
+    (:func:`prune_env.load_pruned`)."""
     run = Path(run_dir)
-    metrics_path, model_path = run / "metrics.json", run / "pruned_model.pt"
-    for path in (metrics_path, model_path):
-        if not path.is_file():
-            raise PruneEnvError(f"{path} not found: is {run} the --out of a finished `prune-env prune`?")
+    metrics_path = run / "metrics.json"
+    if not metrics_path.is_file():
+        raise PruneEnvError(f"{metrics_path} not found: is {run} the --out of a finished `prune-env prune`?")
     metrics = json.loads(metrics_path.read_text())
-    dev = resolve_device(device)
-    model = torch.load(model_path, map_location=dev, weights_only=False).eval()
     config = metrics["config"]
+    dev = resolve_device(device)
+    model = load_pruned(run, device=str(dev), data_dir=config.get("data_dir"))
     data = load_dataset(
         get_task(metrics["task"]).dataset,
         config.get("data_dir"),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
+import torch
 
 import prune_env
 from prune_env.app.cli import main
@@ -155,3 +157,40 @@ def test_console_script_lists_tasks_and_agents():
         [sys.executable, "-m", "prune_env", "agents"], capture_output=True, text=True, check=True
     ).stdout
     assert "ppo-lag" in out and "td3-ratio-penalty" in out
+
+
+class _Trap:
+    """A pickle that runs code when loaded: it creates a file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_evaluate_never_unpickles_the_full_model(run_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    marker = tmp_path / "code-ran"
+    torch.save(_Trap(marker), run / "pruned_model.pt")
+    torch.load(run / "pruned_model.pt", weights_only=False)  # the trap is real: unpickling runs it
+    assert marker.exists()
+    marker.unlink()
+
+    assert main(["evaluate", str(run)]) == 0  # rebuilt from masks.json + the state dict instead
+    assert "reproduced" in capsys.readouterr().out and not marker.exists()
+    network = prune_env.load_pruned(run)
+    widths = json.loads((run / "masks.json").read_text())["widths"]
+    assert network.fc1.out_features == widths["fc1"] and network.fc2.out_features == widths["fc2"]
+
+
+def test_load_pruned_refuses_weights_of_another_architecture(run_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    record = json.loads((run / "masks.json").read_text())
+    record["masks"]["fc1"] = record["masks"]["fc1"][:-1]  # one unit fewer than the weights have
+    record["widths"]["fc1"] -= 1
+    (run / "masks.json").write_text(json.dumps(record))
+    with pytest.raises(prune_env.PruneEnvError, match="does not fit the pruned architecture"):
+        prune_env.load_pruned(run)
