@@ -27,6 +27,8 @@ import torch
 from results_io import entry_label, read_results, recorded_mask, run_settings
 
 from prune_env.env import PruneEnv
+from prune_env.errors import PruneEnvError
+from prune_env.reload import pruned_with_weights
 from prune_env.scored import ScoringProtocol
 from prune_env.zoo.data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_SIZE, load_dataset
 from prune_env.zoo.tasks import file_sha256, get_task, load_checkpoint
@@ -51,11 +53,10 @@ def _check_weights(entry: dict, env: PruneEnv, masks: dict, data, base: Path, to
         return [f"fine-tuned weights {path} are missing"]
     if file_sha256(path) != entry["weights"]["sha256"]:
         return [f"fine-tuned weights {path} do not match their recorded hash"]
-    network = env.export(masks)
     try:
-        network.load_state_dict(torch.load(path, map_location=env.device, weights_only=True))
-    except RuntimeError as exc:
-        return [f"fine-tuned weights do not fit the architecture of the masks: {str(exc).splitlines()[0]}"]
+        network = pruned_with_weights(env, masks, path)
+    except PruneEnvError as exc:
+        return [f"fine-tuned weights: {exc}"]
     problems: list[str] = []
     test_x, test_y = (t.to(env.device) for t in data.test.tensors())
     test = accuracy(network, test_x, test_y)

@@ -38,12 +38,21 @@ def load_pruned(run_dir: str | os.PathLike, *, device: str = "cpu", data_dir=Non
             f"{run} was pruned from checkpoint {str(record.get('checkpoint_sha256'))[:12]}, but task "
             f"{record['task']!r} now loads {str(env.checkpoint.get('sha256'))[:12]}: the masks do not apply"
         )
-    network = env.export(record["masks"])
     widths = {g.name: len(record["masks"].get(g.name, range(g.width))) for g in env.groups}
     if widths != record["widths"]:
         raise PruneEnvError(
             f"masks.json is inconsistent: its masks give widths {widths}, it says {record['widths']}"
         )
+    return pruned_with_weights(env, record["masks"], weights_path)
+
+
+def pruned_with_weights(env: PruneEnv, masks: dict, weights_path: Path) -> nn.Module:
+    """``env.export(masks)`` (the proven architecture) with a state dict loaded tensors-only.
+
+    Raises:
+        PruneEnvError: the weights do not fit that architecture.
+    """
+    network = env.export(masks)
     try:
         network.load_state_dict(torch.load(weights_path, map_location=env.device, weights_only=True))
     except RuntimeError as exc:
