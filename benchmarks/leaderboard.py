@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import time
@@ -85,6 +86,16 @@ def matched_evaluations(done: list[dict], key: tuple) -> int:
     return 0
 
 
+def task_label(task: str) -> str:
+    """A task's name as it can appear in a file name: a zoo or entry-point name as it is, a
+    reference ``path/to/file.py:FUNCTION`` or ``package.module:FUNCTION`` as ``file-FUNCTION``."""
+    if ":" not in task:
+        return task
+    target, _, function = task.rpartition(":")
+    stem = Path(target).stem if target.endswith(".py") else target.rsplit(".", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{stem}-{function}")
+
+
 def keep_weights(results: Path, name: str, run_dir: Path) -> dict:
     """Copy a run's fine-tuned weights beside the results (``weights/<results stem>/``) and return
     where they are (relative to the results file) and their hash, so that validate.py can reload
@@ -98,7 +109,7 @@ def keep_weights(results: Path, name: str, run_dir: Path) -> dict:
 
 def run_entry(config: dict, key: tuple, done: list[dict], results: Path) -> dict:
     task, budget, limit, agent, seed = key
-    name = f"{task}__{budget}-{limit:g}__{agent}__{seed}"
+    name = f"{task_label(task)}__{budget}-{limit:g}__{agent}__{seed}"
     out = results.parent / "runs" / name
     settings = {f: config[f] for f in GRID_FIELDS}
     cfg = PruneConfig(task=task, budget=budget, limit=limit, agent=agent, seed=seed, out=str(out), progress=False,

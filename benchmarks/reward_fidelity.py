@@ -29,8 +29,7 @@ from prune_env.app.config import PruneConfig
 from prune_env.app.pipeline import finetune_network
 from prune_env.app.sampling import sample_ratios
 from prune_env.env import PruneEnv
-from prune_env.zoo.data import load_dataset
-from prune_env.zoo.tasks import get_task
+from prune_env.zoo.sources import task_dataset
 
 # name -> (per-episode fine-tune steps, BatchNorm recalibration batches)
 PROTOCOLS = {
@@ -109,7 +108,7 @@ def run(args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     env = PruneEnv(args.task, budget=args.budget, budget_limit=args.limit, eval_samples=args.eval_samples)
-    data = load_dataset(get_task(args.task).dataset)
+    data = task_dataset(args.task)
     rng = np.random.default_rng(args.seed)
     planned = [sample_ratios(env, rng) for _ in range(args.masks)]  # fixed up front: resumable
     out = Path(args.out)

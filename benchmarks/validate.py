@@ -30,8 +30,9 @@ from prune_env.env import PruneEnv
 from prune_env.errors import PruneEnvError
 from prune_env.reload import pruned_with_weights
 from prune_env.scored import ScoringProtocol
-from prune_env.zoo.data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_SIZE, load_dataset
-from prune_env.zoo.tasks import file_sha256, get_task, load_checkpoint
+from prune_env.zoo.data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_SIZE
+from prune_env.zoo.sources import task_dataset
+from prune_env.zoo.tasks import file_sha256
 from prune_env.zoo.training import accuracy
 
 
@@ -96,19 +97,18 @@ def validate_entry(
     )
     claimed, settings = recorded_mask(entry), run_settings(entry)
     val_size = settings.get("val_size", DEFAULT_VAL_SIZE)
-    _, meta = load_checkpoint(entry["task"])
-    if meta["sha256"] != entry["checkpoint_sha256"]:
-        problems.append(
-            f"checkpoint hash {meta['sha256'][:12]} != recorded {entry['checkpoint_sha256'][:12]}"
-        )
     protocol = claimed["record"].protocol if claimed["record"] is not None else ScoringProtocol()
     env = PruneEnv(
         entry["task"], budget=entry["budget"], budget_limit=entry["limit"], data_dir=data_dir, val_size=val_size,
         eval_samples=claimed.get("eval_samples", ScoringProtocol.eval_samples),
         bn_recalibration=protocol.bn_recalibration,  # the record's own scoring (its fine-tune is not replayed)
     )  # fmt: skip
+    if env.checkpoint["sha256"] != entry["checkpoint_sha256"]:
+        problems.append(
+            f"checkpoint hash {env.checkpoint['sha256'][:12]} != recorded {entry['checkpoint_sha256'][:12]}"
+        )
     replay = env.evaluate_masks(claimed["masks"])
-    is_latency = entry["budget"] == "latency"
+    is_latency = entry["budget"] in ("latency", "ort-latency")
     if is_latency:
         relative = abs(replay.cost - claimed["budget_value"]) / max(claimed["budget_value"], 1e-12)
         if relative > latency_tolerance:
@@ -137,10 +137,7 @@ def validate_entry(
             problems.append(f"widths {replay.widths} != recorded {record.widths}")
         if record.protocol.finetune_steps == 0:  # scoring without fine-tune is deterministic
             _compare(problems, "accuracy (scoring protocol)", replay.accuracy, record.accuracy, tolerance)
-    data = load_dataset(
-        get_task(entry["task"]).dataset, data_dir, val_size=val_size,
-        split_seed=entry.get("split_seed", DEFAULT_SPLIT_SEED),
-    )  # fmt: skip
+    data = task_dataset(entry["task"], data_dir, val_size, entry.get("split_seed", DEFAULT_SPLIT_SEED))
     x, y = (t.to(env.device) for t in data.val.tensors())
     val = accuracy(env.export(claimed["masks"]), x, y)
     _compare(problems, "val_accuracy_before_finetune", val, entry["val_accuracy_before_finetune"], tolerance)

@@ -19,6 +19,7 @@ from torch import nn
 
 from prune_env.errors import BudgetError
 from prune_env.groups import call_model
+from prune_env.onnx_runtime import onnx_bytes, ort_latency, ort_session
 
 
 def count_params(model: nn.Module) -> int:
@@ -136,6 +137,26 @@ class Latency(Budget):
         return f"Latency(batch_size={self.batch_size}, repeats={self.repeats})"
 
 
+class OrtLatency(Latency):
+    """Median latency of the exported ONNX graph in ONNX Runtime on the CPU (the network as it is
+    deployed), as a fraction of the dense network's. Needs the ``onnx`` extra. Each kept-width
+    vector is exported and timed once (:class:`BudgetCache`)."""
+
+    name = "ort-latency"
+
+    def bind(self, dense, example_inputs):
+        if isinstance(example_inputs, (tuple, list)):
+            raise BudgetError("the ort-latency budget supports models with one input tensor")
+        super().bind(dense, example_inputs)
+
+    def _time(self, model):
+        session = ort_session(onnx_bytes(model, self._inputs[:1]))
+        return ort_latency(session, self._inputs, warmup=self.warmup, repeats=self.repeats)
+
+    def __repr__(self):
+        return f"OrtLatency(batch_size={self.batch_size}, repeats={self.repeats})"
+
+
 class CallableBudget(Budget):
     """A user's black box ``f(pruned_model) -> float``; its value is used as it is."""
 
@@ -162,11 +183,12 @@ def _finite_float(value, what: str) -> float:
     return value
 
 
-BUILTIN_BUDGETS = {"params": Params, "flops": Flops, "latency": Latency}
+BUILTIN_BUDGETS = {"params": Params, "flops": Flops, "latency": Latency, "ort-latency": OrtLatency}
 
 
 def make_budget(spec) -> Budget:
-    """A budget from a name (``"params"``, ``"flops"``, ``"latency"``), a Budget or a callable."""
+    """A budget from a name (``"params"``, ``"flops"``, ``"latency"``, ``"ort-latency"``), a
+    Budget or a callable."""
     if isinstance(spec, Budget):
         return spec
     if isinstance(spec, str):

@@ -101,7 +101,7 @@ class PruneEnv(gym.Env):
     ## Cost
     ``info["cost"]`` is a float on every step: 0 before the last step, then the first budget's
     value. ``info["costs"]`` is the list of every budget's value. Built-in budgets (``"params"``,
-    ``"flops"``, ``"latency"``) are pruned / dense ratios; a callable ``f(pruned_model)`` is a
+    ``"flops"``, ``"latency"``, ``"ort-latency"``) are pruned / dense ratios; a callable ``f(pruned_model)`` is a
     black box whose value is used as it is (it must depend on the architecture only: values are
     cached by the kept widths). ``budget_limit`` is not enforced by the env; agents read it from
     ``env.unwrapped.budget_limit`` and ``info["constraint_satisfied"]`` reports it.
@@ -117,12 +117,12 @@ class PruneEnv(gym.Env):
     ## Arguments
     | argument | default | meaning |
     |----------|---------|---------|
-    | task | "fashion-mnist-cnn" | a name from ``prune_env.list_tasks()``; ignored when ``model`` is given |
+    | task | "fashion-mnist-cnn" | a name from ``prune_env.list_tasks()``, an entry-point task, or your own ``FILE.py:FUNCTION`` / ``module:FUNCTION`` (``prune_env.zoo.user_tasks``); ignored when ``model`` is given |
     | model | None | your own trained ``nn.Module`` instead of a task |
     | eval_data | None | with ``model``: ``(inputs, labels)`` tensors or a DataLoader (validation data) |
     | train_data | None | with ``model``: training data for ``finetune_steps`` (same forms) |
     | example_inputs | None | with ``model``: a batch for tracing; default the first 2 eval inputs |
-    | budget | "params" | "params", "flops", "latency", a ``Budget``, a callable, or a list of these |
+    | budget | "params" | "params", "flops", "latency", "ort-latency", a ``Budget``, a callable, or a list of these |
     | budget_limit | 0.1 | a float, or a list with one limit per budget |
     | action_mode | "mask" | "mask" or "ratio" |
     | eval_samples | 1000 | validation images scored for the reward |

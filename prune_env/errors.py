@@ -59,3 +59,12 @@ class NotApplicableError(PruneEnvError, ValueError):
 
 class NoFeasibleMaskError(PruneEnvError):
     """A search found no mask within the budget."""
+
+
+class InvalidTaskError(PruneEnvError, ValueError):
+    """A user task (``FILE.py:FUNCTION``, ``module:FUNCTION`` or an entry point) cannot be
+    imported, or its function returns something that is not a usable task."""
+
+
+class MissingDependencyError(PruneEnvError, ImportError):
+    """An optional dependency a feature needs is not installed (the message names the extra)."""

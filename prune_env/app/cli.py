@@ -16,6 +16,7 @@ from prune_env.app.pipeline import evaluate_run, run_prune
 from prune_env.errors import PruneEnvError
 from prune_env.zoo.pretrain import pretrain
 from prune_env.zoo.tasks import TASKS, checkpoint_path
+from prune_env.zoo.user_tasks import ENTRY_POINT_GROUP, entry_point_tasks
 
 
 def _schedule(text: str) -> list[int]:
@@ -40,17 +41,20 @@ def _positive_int(text: str) -> int:
 # `prune-env prune` options that set a PruneConfig field of the same name; their defaults are
 # PruneConfig's, so the command line, the pipeline and the leaderboard cannot disagree.
 PRUNE_OPTIONS = [
-    ("--task", str, "a task of `prune-env tasks`"),
+    ("--task", str, "a task of `prune-env tasks`, or your own: FILE.py:FUNCTION or package.module:FUNCTION"),
     ("--limit", float, "largest allowed ratio, in (0, 1]"),
     ("--agent", str, "an agent of `prune-env agents`"),
     ("--timesteps", _positive_int, "agent training steps"),
     ("--finetune-epochs", int, "epochs of fine-tune of the pruned network"),
+    ("--distill-temperature", float, "softening temperature of --distill"),
+    ("--distill-weight", float, "weight of the distillation term of --distill (the labels get 1 - weight)"),
     ("--episode-finetune", _schedule,
      "per-episode fine-tune steps over equal parts of training (the paper: 0,32,128; none: 0)"),
     ("--eval-samples", _positive_int, "validation images per reward"),
     ("--seed", int, "seed of the environment, the agent and the fine-tune"),
     ("--out", str, "output directory"),
     ("--latency-batch", _positive_int, "batch size of the reported latency"),
+    ("--tensorboard", str, "write TensorBoard logs of the search here (`tensorboard --logdir DIR`)"),
 ]  # fmt: skip
 
 
@@ -66,10 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         default = getattr(defaults, flag[2:].replace("-", "_"))
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
         p.add_argument(flag, type=kind, default=default, help=f"{text} (default {shown})")
-    p.add_argument("--budget", default=defaults.budget, choices=["params", "flops", "latency"],
+    p.add_argument("--budget", default=defaults.budget, choices=["params", "flops", "latency", "ort-latency"],
                    help="budget kind, a pruned/dense ratio (default %(default)s)")  # fmt: skip
     p.add_argument("--action-mode", choices=["mask", "ratio"], default=None, help="default: the agent's own")
     _add_data_options(p)
+    p.add_argument("--distill", action="store_true",
+                   help="fine-tune against the dense network's softened outputs as well as the labels")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("pretrain", help="train a task's dense network and cache its checkpoint")
@@ -79,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("--out", default=None, help="checkpoint path (default: the task's cache path)")
 
-    sub.add_parser("tasks", help="list the task zoo")
+    sub.add_parser("tasks", help="list the task zoo and the tasks installed packages register")
     sub.add_parser("agents", help="list the registered agents")
 
     p = sub.add_parser("evaluate", help="reload a run's exported model and re-check its test accuracy")
@@ -112,6 +118,12 @@ def _prune(args) -> int:
         f"<= {metrics['budget']['limit']:g}), latency {d['latency_ms']:.2f} -> {p['latency_ms']:.2f} ms; "
         f"wall {metrics['wall_seconds']:.0f} s. Report: {metrics['out']}/report.md"
     )
+    ort = metrics["onnx_runtime"]
+    if "parity" in ort:
+        same = "matches PyTorch" if ort["parity"]["matches"] else "DOES NOT MATCH PyTorch"
+        print(
+            f"ONNX Runtime: pruned_model.onnx {same}; latency {ort['dense_latency_ms']:.2f} -> {ort['pruned_latency_ms']:.2f} ms"
+        )
     return 0
 
 
@@ -133,6 +145,9 @@ def _tasks(args) -> int:
     for task in TASKS.values():
         ready = "ready" if checkpoint_path(task.name).is_file() else "needs `prune-env pretrain`"
         print(f"{task.name:20s} {task.description} [{ready}]")
+    for name, point in entry_point_tasks().items():
+        package = point.dist.name if point.dist is not None else "an installed package"
+        print(f"{name:20s} {point.value} (entry point of {package}, group {ENTRY_POINT_GROUP})")
     return 0
 
 

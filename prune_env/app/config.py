@@ -23,6 +23,11 @@ class PruneConfig:
     agent: str = "ppo-lag"
     timesteps: int = 3000
     finetune_epochs: int = 2
+    # Final fine-tune against the dense network's softened outputs as well as the labels
+    # (Hinton et al. 2015): loss = weight * T^2 * KL(teacher_T || student_T) + (1 - weight) * CE.
+    distill: bool = False
+    distill_temperature: float = 4.0
+    distill_weight: float = 0.9
     seed: int = 0
     out: str = "runs/default"
     # Per-episode fine-tune steps over equal parts of training (the paper used 0, 32, 128).
@@ -38,6 +43,7 @@ class PruneConfig:
     data_dir: str | None = None
     val_size: int = DEFAULT_VAL_SIZE  # validation images held out of the training set
     latency_batch: int = 64  # batch of the reported latency (1: single-image latency)
+    tensorboard: str | None = None  # folder for SB3's TensorBoard logs of the search; None: no logs
     progress: bool = True
 
     def protocol(self) -> dict:

@@ -1,4 +1,5 @@
-"""The main job, as named stages: select masks -> export -> fine-tune -> measure -> write.
+"""The main job, as named stages: select masks -> export -> fine-tune -> measure (PyTorch, then
+the ONNX graph in ONNX Runtime) -> write.
 
 ``run_prune(PruneConfig(...))`` selects the mask with an RL agent, ``run_baseline`` with a classic
 baseline; both then run the same :func:`finish` (export the physically pruned network, fine-tune
@@ -13,7 +14,7 @@ import copy
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from torch import nn
 from agents.registry import get_agent_spec
 from prune_env.app.baselines import run_baseline_search
 from prune_env.app.config import PruneConfig
+from prune_env.app.deployment import check_deployment
 from prune_env.app.outputs import write_run
 from prune_env.app.report import plot_training
 from prune_env.app.search import default_action_mode, search_with_agent
@@ -31,9 +33,16 @@ from prune_env.budgets import count_macs, count_params, measure_latency
 from prune_env.env import PruneEnv
 from prune_env.errors import NoFeasibleMaskError, PruneEnvError
 from prune_env.reload import load_pruned
-from prune_env.zoo.data import DEFAULT_VAL_SIZE, Dataset, load_dataset
-from prune_env.zoo.tasks import get_task
-from prune_env.zoo.training import EpochsResult, accuracy, resolve_device, train_epochs
+from prune_env.zoo.data import DEFAULT_VAL_SIZE, Dataset
+from prune_env.zoo.sources import check_task, task_dataset
+from prune_env.zoo.training import (
+    Distillation,
+    EpochsResult,
+    accuracy,
+    cross_entropy,
+    resolve_device,
+    train_epochs,
+)
 
 FINETUNE_LR = 1e-3
 FINETUNE_BATCH = 128
@@ -67,8 +76,8 @@ def make_env(cfg: PruneConfig, action_mode: str) -> PruneEnv:
 
 def run_prune(cfg: PruneConfig) -> dict:
     """The whole pipeline with an RL agent; returns the metrics written to ``metrics.json``."""
-    get_agent_spec(cfg.agent)  # unknown agent or task: an error before any work
-    get_task(cfg.task)
+    get_agent_spec(cfg.agent)  # unknown agent or task: an error before any work or output
+    cfg = replace(cfg, task=check_task(cfg.task))
     out = Path(cfg.out)
     _check_output_dir(out)
     start = time.time()
@@ -90,7 +99,7 @@ def run_baseline(cfg: PruneConfig, method: str, evaluations: int = 0) -> dict:
         method: a name of :data:`prune_env.app.baselines.BASELINES`.
         evaluations: accuracy evaluations for random search (match the RL agent's).
     """
-    get_task(cfg.task)
+    cfg = replace(cfg, task=check_task(cfg.task))
     out = Path(cfg.out)
     _check_output_dir(out)
     start = time.time()
@@ -111,9 +120,14 @@ def export_network(env: PruneEnv, selection: Selection) -> nn.Module:
     return env.export(selection.chosen.masks)
 
 
-def finetune_network(model: nn.Module, data: Dataset, cfg: PruneConfig) -> EpochsResult:
+def finetune_network(
+    model: nn.Module, data: Dataset, cfg: PruneConfig, teacher: nn.Module | None = None
+) -> EpochsResult:
     """Stage 3: Adam with a cosine schedule on the train split, the best epoch by validation
-    accuracy (epoch 0, no fine-tune, included)."""
+    accuracy (epoch 0, no fine-tune, included); with ``cfg.distill``, distilled from ``teacher``
+    (the dense network)."""
+    if cfg.distill and teacher is None:
+        raise ValueError("distillation (cfg.distill) needs the dense network as teacher")
     device = next(model.parameters()).device
     val = tuple(t.to(device) for t in data.val.tensors())
     optimizer = torch.optim.Adam(model.parameters(), lr=FINETUNE_LR)
@@ -131,6 +145,7 @@ def finetune_network(model: nn.Module, data: Dataset, cfg: PruneConfig) -> Epoch
     return train_epochs(
         model, data.train, val, optimizer, epochs=cfg.finetune_epochs, batch_size=FINETUNE_BATCH,
         rng=np.random.default_rng(cfg.seed), scheduler=scheduler, include_start=True, log=log,
+        loss=Distillation(teacher, cfg.distill_temperature, cfg.distill_weight) if cfg.distill else cross_entropy,
     )  # fmt: skip
 
 
@@ -156,12 +171,13 @@ def measure_network(model: nn.Module, data: Dataset, example: torch.Tensor, late
 def finish(env: PruneEnv, cfg: PruneConfig, selection: Selection, start: float) -> dict:
     """Stages 2-5 for the chosen mask; returns the metrics (also written to ``metrics.json``)."""
     chosen = selection.chosen
-    data = load_dataset(get_task(cfg.task).dataset, cfg.data_dir, val_size=cfg.val_size)
+    data = task_dataset(cfg.task, cfg.data_dir, cfg.val_size)
     pruned = export_network(env, selection)
     before = split_accuracies(pruned, data)
-    tuned = finetune_network(pruned, data, cfg)
+    tuned = finetune_network(pruned, data, cfg, teacher=env.model)
     dense = measure_network(env.model, data, env.example_inputs, cfg.latency_batch)  # dense first, as before
     after = measure_network(pruned, data, env.example_inputs, cfg.latency_batch)
+    deployment = check_deployment(env.model, pruned, data.test.tensors()[0], cfg.latency_batch)
     metrics = {
         "task": cfg.task,
         "agent": cfg.agent,
@@ -191,10 +207,11 @@ def finish(env: PruneEnv, cfg: PruneConfig, selection: Selection, start: float) 
             "val_accuracy_before_finetune": before["val_accuracy"],
             "val_accuracy_after_finetune": tuned.best_accuracy,
         },
+        "onnx_runtime": deployment.metrics,
         "config": asdict(cfg),
     }
     metrics["wall_seconds"] = time.time() - start
-    write_run(Path(cfg.out), copy.deepcopy(pruned), env.example_inputs[:1], metrics)
+    write_run(Path(cfg.out), copy.deepcopy(pruned), deployment, metrics)
     return metrics
 
 
@@ -209,10 +226,6 @@ def evaluate_run(run_dir: str | os.PathLike, device: str = "auto") -> tuple[floa
     config = metrics["config"]
     dev = resolve_device(device)
     model = load_pruned(run, device=str(dev), data_dir=config.get("data_dir"))
-    data = load_dataset(
-        get_task(metrics["task"]).dataset,
-        config.get("data_dir"),
-        val_size=config.get("val_size", DEFAULT_VAL_SIZE),
-    )
+    data = task_dataset(metrics["task"], config.get("data_dir"), config.get("val_size", DEFAULT_VAL_SIZE))
     x, y = (t.to(dev) for t in data.test.tensors())
     return accuracy(model, x, y), float(metrics["pruned"]["test_accuracy"])

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import matplotlib
 
+from prune_env.app.deployment import deployment_summary
+
 matplotlib.use("Agg")  # headless: files only
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -55,6 +57,15 @@ def _fmt_int(n: float) -> str:
     return f"{int(n):,}"
 
 
+def _distilled(config: dict) -> str:
+    if not config.get("distill"):
+        return ""
+    return (
+        f", distilled from the dense network (temperature {config['distill_temperature']:g}, "
+        f"weight {config['distill_weight']:g})"
+    )
+
+
 def markdown_report(m: dict) -> str:
     """``report.md`` from the metrics dict written by the pipeline."""
     d, p = m["dense"], m["pruned"]
@@ -81,11 +92,14 @@ def markdown_report(m: dict) -> str:
         f"| budget: {budget['name']} <= {budget['limit']:g} | 1.000 | {budget['value']:.4f} | {status} |",
         f"| agent timesteps / wall time | | {m['timesteps']:,} | {m['wall_seconds']:.0f} s |",
         "",
-        f"Fine-tune of the pruned network: {m['finetune_epochs']} epoch(s) on the train split, best epoch by validation "
+        f"Fine-tune of the pruned network: {m['finetune_epochs']} epoch(s) on the train split{_distilled(m['config'])}, "
+        f"best epoch by validation "
         f"accuracy ({p['val_accuracy_after_finetune']:.2%}). The mask was chosen among "
         f"{search['candidates']} candidate masks ({search['feasible_candidates']} within the budget) by validation "
         f"accuracy on {m['selected']['protocol']['eval_samples']} images after "
         f"{m['selected']['protocol']['finetune_steps']} fine-tune steps.",
+        "",
+        deployment_summary(m["onnx_runtime"]) if "onnx_runtime" in m else "",
         "",
         "| group | dense width | kept |",
         "|---|---|---|",

@@ -36,8 +36,9 @@ class TrainingLog:
 
 
 class EpisodeRecorder(BaseCallback):
-    """Records every finished episode's :class:`ScoredMask` and per-rollout curves; applies a
-    per-episode fine-tune schedule.
+    """Records every finished episode's :class:`ScoredMask` and per-rollout curves (also logged as
+    ``prune/accuracy``, ``prune/cost``, ``prune/inside_budget``); applies a per-episode fine-tune
+    schedule.
 
     Args:
         env: the PruneEnv being trained on (``env.unwrapped``), to set ``finetune_steps``.
@@ -88,6 +89,12 @@ class EpisodeRecorder(BaseCallback):
         self.log.multiplier.append(
             float(np.atleast_1d(multiplier)[0]) if multiplier is not None else float("nan")
         )
+        # Into SB3's logger too (TensorBoard, when the run writes it): what every agent is judged
+        # on, whatever reward it trains on (a penalty agent's ep_rew_mean includes the penalty).
+        for key, values in (("accuracy", self.log.reward), ("cost", self.log.cost),
+                            ("inside_budget", self.log.inside_budget)):  # fmt: skip
+            self.logger.record(f"prune/{key}", values[-1])
+        self.logger.record("prune/finetune_steps", self.prune_env.finetune_steps)
         self._since_rollout = []
         if self.on_rollout is not None:
             self.on_rollout(self.log)
@@ -146,9 +153,11 @@ def search_with_agent(
     Raises:
         NoFeasibleMaskError: no training or harvested episode met the budget.
     """
-    model = make_agent(cfg.agent, env, seed=cfg.seed, device="cpu")
+    model = make_agent(cfg.agent, env, seed=cfg.seed, device="cpu", tensorboard_log=cfg.tensorboard)
     recorder = EpisodeRecorder(env, cfg.episode_finetune, cfg.timesteps, on_rollout=on_rollout)
-    model.learn(cfg.timesteps, callback=recorder, progress_bar=cfg.progress)
+    model.learn(
+        cfg.timesteps, callback=recorder, progress_bar=cfg.progress, tb_log_name=f"{cfg.agent}-seed{cfg.seed}"
+    )
     candidates = [e for e in recorder.episodes if e.protocol == env.protocol]
     harvested = harvest(model, sampled=cfg.sampled_episodes, seed=cfg.seed)
     candidates += harvested

@@ -14,9 +14,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from prune_env.zoo.data import DEFAULT_VAL_SIZE, Split, load_dataset
-from prune_env.zoo.tasks import DEFAULT_TASK, get_task, load_checkpoint
+from prune_env.errors import UnknownTaskError
+from prune_env.zoo.data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_SIZE, Dataset, Split, load_dataset
+from prune_env.zoo.tasks import DEFAULT_TASK, TASKS, get_task, load_checkpoint
 from prune_env.zoo.training import BatchSampler
+from prune_env.zoo.user_tasks import (
+    UserData,
+    canonical_reference,
+    entry_point_tasks,
+    is_reference,
+    load_user_task,
+)
 
 
 @dataclass
@@ -32,16 +40,55 @@ class TaskSource:
     checkpoint: dict = field(default_factory=dict)
 
 
+def check_task(name: str | None) -> str:
+    """The task's name as runs record it (a file reference made absolute), after checking that
+    it exists; a user task is imported and checked here, before any work is done.
+
+    Raises:
+        UnknownTaskError: neither a zoo task, an entry-point task nor a ``FILE.py:FUNCTION`` /
+            ``module:FUNCTION`` reference.
+        InvalidTaskError: a user task that cannot be imported or returns no usable task.
+    """
+    name = name or DEFAULT_TASK
+    if name in TASKS:
+        return name
+    if not is_reference(name) and name not in entry_point_tasks():
+        named = [*TASKS, *entry_point_tasks()]
+        raise UnknownTaskError(
+            f"unknown task {name!r}; known tasks: {', '.join(named)}; or your own as FILE.py:FUNCTION "
+            f"or package.module:FUNCTION"
+        )
+    load_user_task(name)
+    return canonical_reference(name)
+
+
+def task_dataset(
+    name: str | None, data_dir=None, val_size: int = DEFAULT_VAL_SIZE, split_seed: int = DEFAULT_SPLIT_SEED
+) -> Dataset | UserData:
+    """A task's train / validation / test splits (a user task's own; ``data_dir``, ``val_size``
+    and ``split_seed`` apply to zoo tasks only)."""
+    name = check_task(name)
+    if name in TASKS:
+        return load_dataset(get_task(name).dataset, data_dir, val_size=val_size, split_seed=split_seed)
+    return load_user_task(name).data
+
+
 def from_task(
     name: str | None, *, eval_samples: int, data_dir=None, val_size: int = DEFAULT_VAL_SIZE
 ) -> TaskSource:
-    """A zoo task: its checkpoint, the first ``eval_samples`` validation images, its train split."""
-    name = name or DEFAULT_TASK
-    spec = get_task(name)
-    dense, checkpoint = load_checkpoint(name)
-    data = load_dataset(spec.dataset, data_dir, val_size=val_size)
+    """A zoo or user task: its trained network, the first ``eval_samples`` validation images,
+    its train split."""
+    name = check_task(name)
+    if name in TASKS:
+        dense, checkpoint = load_checkpoint(name)
+        example = None
+    else:
+        user = load_user_task(name)
+        dense, checkpoint, example = user.model, dict(user.checkpoint), user.example_inputs
+    data = task_dataset(name, data_dir, val_size)
     eval_x, eval_y = data.val.tensors(eval_samples)
-    return TaskSource(name, dense, eval_x, eval_y, eval_x[:2], split_sampler(data.train), checkpoint)
+    example = eval_x[:2] if example is None else example
+    return TaskSource(name, dense, eval_x, eval_y, example, split_sampler(data.train), checkpoint)
 
 
 def from_model(
@@ -94,7 +141,7 @@ def materialize(data, count: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def split_sampler(split: Split) -> BatchSampler:
-    """Uniformly drawn batches of a zoo split."""
+    """Uniformly drawn batches of a split (zoo or user)."""
 
     def sample(rng: np.random.Generator, batch_size: int):
         return split.batch(rng.integers(0, len(split), size=batch_size))

@@ -21,6 +21,39 @@ from prune_env.zoo.data import Split
 
 # A source of training batches: given a generator and a batch size, returns (inputs, labels).
 BatchSampler = Callable[[np.random.Generator, int], tuple[torch.Tensor, torch.Tensor]]
+# A training objective: (student logits, inputs, labels) -> scalar loss.
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy(logits: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The labels alone (the default objective)."""
+    return F.cross_entropy(logits, labels)
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """Knowledge distillation (Hinton et al. 2015) from a frozen teacher: ``weight`` times the
+    KL divergence between the teacher's and the student's outputs softened by ``temperature``
+    (scaled by temperature squared, so its gradients keep their size as the temperature
+    changes), plus ``1 - weight`` times the cross-entropy with the labels."""
+
+    teacher: nn.Module
+    temperature: float = 4.0
+    weight: float = 0.9
+
+    def __post_init__(self):
+        if self.temperature <= 0 or not 0.0 <= self.weight <= 1.0:
+            raise ValueError(
+                f"distillation needs temperature > 0 and weight in [0, 1], got {self.temperature}, {self.weight}"
+            )
+
+    def __call__(self, logits: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        self.teacher.eval()
+        with torch.no_grad():
+            soft_targets = F.softmax(self.teacher(inputs) / self.temperature, dim=1)
+        soft = F.kl_div(F.log_softmax(logits / self.temperature, dim=1), soft_targets, reduction="batchmean")
+        hard = F.cross_entropy(logits, labels)
+        return self.weight * self.temperature**2 * soft + (1.0 - self.weight) * hard
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -53,14 +86,17 @@ def fit(
     *,
     scheduler=None,
     device: torch.device | None = None,
+    loss: Loss = cross_entropy,
 ) -> None:
-    """One pass of cross-entropy training over ``batches``; leaves the model in eval mode."""
+    """One pass of training over ``batches`` (cross-entropy unless ``loss`` says otherwise);
+    leaves the model in eval mode."""
     device = device or next(model.parameters()).device
     model.train()
     for inputs, labels in batches:
-        loss = F.cross_entropy(model(inputs.to(device)), labels.to(device))
+        inputs, labels = inputs.to(device), labels.to(device)
+        value = loss(model(inputs), inputs, labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        value.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
@@ -80,13 +116,14 @@ def epoch_batches(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Full batches of ``split`` in ``order`` (the last partial batch is dropped); ``transform``
-    (augmentation) acts on the raw uint8 images before normalization."""
+    (augmentation, zoo splits only) acts on the raw uint8 images before normalization. A user
+    task's split serves its own batches (``split.batch``)."""
     for step in range(len(split) // batch_size):
         idx = torch.from_numpy(order[step * batch_size : (step + 1) * batch_size])
-        images = split.images[idx]
-        if transform is not None:
-            images = transform(images)
-        yield split.normalize(images), split.labels[idx]
+        if transform is None:
+            yield split.batch(idx)
+            continue
+        yield split.normalize(transform(split.images[idx])), split.labels[idx]
 
 
 @dataclass
@@ -111,6 +148,7 @@ def train_epochs(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     include_start: bool = False,
     log: Callable[[int, float], None] | None = None,
+    loss: Loss = cross_entropy,
 ) -> EpochsResult:
     """Epochs of :func:`fit` over shuffled ``train``; the weights of the epoch with the best
     validation accuracy are loaded back into ``model``.
@@ -121,6 +159,7 @@ def train_epochs(
         include_start: score the starting weights as epoch 0 and keep them if no epoch beats
             them (a fine-tune must never make the network worse on validation).
         log: called with (epoch, validation accuracy) after every epoch.
+        loss: the objective (default cross-entropy; :class:`Distillation` for a teacher).
     """
     device = next(model.parameters()).device
     best = EpochsResult(best_accuracy=-1.0, best_epoch=0)
@@ -136,6 +175,7 @@ def train_epochs(
             optimizer,
             scheduler=scheduler,
             device=device,
+            loss=loss,
         )
         acc = accuracy(model, *val)
         best.history.append(acc)

@@ -94,6 +94,61 @@ def test_onnx_export_runs_and_matches(run_dir):
     assert model.graph.output[0].type.tensor_type.shape.dim[1].dim_value == saved.classifier.out_features
 
 
+def test_the_written_onnx_file_is_checked_in_onnx_runtime(run_dir):
+    import onnxruntime
+
+    ort = json.loads((run_dir / "metrics.json").read_text())["onnx_runtime"]
+    assert ort["parity"]["matches"] and ort["parity"]["inputs"] == 10_000  # the whole test split
+    assert ort["dense_latency_ms"] > 0 and ort["pruned_latency_ms"] > 0
+    # The report's verdict is about the file on disk: recompute it independently.
+    session = onnxruntime.InferenceSession(
+        str(run_dir / "pruned_model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    x, _ = prune_env.load_dataset("fashion-mnist").test.tensors(500)
+    saved = prune_env.load_pruned(run_dir)
+    with torch.no_grad():
+        expected = saved(x).numpy()
+    got = session.run(None, {"input": x.numpy()})[0]
+    assert abs(got - expected).max() <= ort["parity"]["max_abs_diff"] + 1e-6
+    assert "ONNX Runtime (CPU" in (run_dir / "report.md").read_text()
+
+
+def test_distill_changes_the_fine_tune_not_the_masks(run_dir, tmp_path):
+    out = tmp_path / "distilled"
+    assert (
+        main(["prune", *TINY, "--seed", "3", "--distill", "--distill-weight", "0.5", "--out", str(out)]) == 0
+    )
+    plain, distilled = (json.loads((d / "masks.json").read_text()) for d in (run_dir, out))
+    assert distilled["masks"] == plain["masks"]  # the search does not see the fine-tune
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert config["distill"] and config["distill_temperature"] == 4.0 and config["distill_weight"] == 0.5
+    assert "distilled from the dense network (temperature 4, weight 0.5)" in (out / "report.md").read_text()
+
+
+def test_ort_latency_budget_from_the_command_line(tmp_path):
+    out = tmp_path / "ort"
+    assert (
+        main(
+            [
+                "prune",
+                *TINY,
+                "--budget",
+                "ort-latency",
+                "--limit",
+                "0.8",
+                "--finetune-epochs",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["budget"]["name"] == "ort-latency" and metrics["budget"]["satisfied"]
+    assert 0 < metrics["budget"]["value"] <= 0.8
+
+
 def test_same_seed_same_masks(run_dir, tmp_path):
     assert (
         main(["prune", *TINY, "--seed", "3", "--finetune-epochs", "0", "--out", str(tmp_path / "again")]) == 0

@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from prune_env.zoo.data import Split
-from prune_env.zoo.training import accuracy, epoch_batches, fit, train_epochs
+from prune_env.zoo.training import Distillation, accuracy, cross_entropy, epoch_batches, fit, train_epochs
 
 
 def _split(n: int = 96, seed: int = 0) -> Split:
@@ -76,3 +77,43 @@ def test_include_start_keeps_the_starting_weights_when_training_only_hurts():
     assert max(result.history) < before  # every epoch made it worse...
     assert result.best_epoch == 0 and result.best_accuracy == before  # ...so the start is kept
     assert all(torch.equal(v, good[k]) for k, v in model.state_dict().items())
+
+
+def test_distillation_is_the_textbook_objective():
+    torch.manual_seed(0)
+    teacher = nn.Linear(6, 4)
+    x, y = torch.randn(8, 6), torch.randint(0, 4, (8,))
+    logits = torch.randn(8, 4)
+    t, w = 3.0, 0.7
+    p = torch.softmax(teacher(x) / t, 1).detach()
+    log_q = torch.log_softmax(logits / t, 1)
+    kl = (p * (p.log() - log_q)).sum(1).mean()  # per-example KL(teacher || student), averaged
+    expected = w * t * t * kl + (1 - w) * F.cross_entropy(logits, y)
+    assert Distillation(teacher, t, w)(logits, x, y).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert Distillation(teacher, t, 0.0)(logits, x, y).item() == pytest.approx(
+        cross_entropy(logits, x, y).item()
+    )
+    with torch.no_grad():  # a student that equals its teacher has nothing left to distil
+        assert Distillation(teacher, t, 1.0)(teacher(x), x, y).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="temperature > 0"):
+        Distillation(teacher, 0.0, 0.5)
+
+
+def test_fit_with_distillation_moves_the_student_toward_the_teacher():
+    torch.manual_seed(1)
+    teacher, student = nn.Linear(6, 4), nn.Linear(6, 4)
+    x = torch.randn(256, 6)
+    batches = [(x[i : i + 32], torch.zeros(32, dtype=torch.long)) for i in range(0, 256, 32)]
+
+    def gap() -> float:
+        return F.mse_loss(torch.softmax(student(x), 1), torch.softmax(teacher(x), 1)).item()
+
+    before = gap()
+    for _ in range(20):
+        fit(
+            student,
+            batches,
+            torch.optim.Adam(student.parameters(), lr=1e-2),
+            loss=Distillation(teacher, 2.0, 1.0),
+        )
+    assert gap() < 0.2 * before
