@@ -12,10 +12,10 @@ from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 from torch import nn
 
-from prune_env.budgets import BudgetCache, Flops, Params, make_budgets
+from prune_env.budgets import BudgetCache, CallableBudget, Flops, Params, make_budgets
 from prune_env.errors import InvalidActionError
 from prune_env.groups import GroupAnalysis, analyze, unit_importance
-from prune_env.masking import apply_masks, check_export, probe_groups, prune_copy
+from prune_env.masking import apply_masks, check_export, cut_copy, export_plan, probe_groups, prune_copy
 from prune_env.scored import ScoredMask, ScoringProtocol
 from prune_env.structure import StructureEstimate
 from prune_env.zoo import sources
@@ -202,11 +202,12 @@ class PruneEnv(gym.Env):
         )
 
         self.analysis: GroupAnalysis = analyze(self.model, self.example_inputs)
-        probe_groups(self.model, self.example_inputs, self.analysis)
+        probe_groups(self.model, self.example_inputs, self.analysis)  # Torch-Pruning, independently
         self.groups = self.analysis.groups
         self.num_groups = len(self.groups)
         self.max_units = self.analysis.max_units
         self._masked = copy.deepcopy(self.model)  # masks are applied here, to check every export
+        self._plan = export_plan(self.model, self.groups)  # None: export with Torch-Pruning
         self._dense_state = {k: v.clone() for k, v in self.model.state_dict().items()}
 
         for b in self.budgets:
@@ -395,7 +396,15 @@ class PruneEnv(gym.Env):
     def _score(self, keep: list[np.ndarray], source: str) -> ScoredMask:
         """Prune, measure, fine-tune per the protocol and score: the record of the last step."""
         widths = [int(k.sum()) for k in keep]
-        pruned = self._prune(keep)
+        # A protocol without fine-tune or recalibration, and built-in budgets, only read the
+        # network: a keep-all episode then scores the dense network itself (export() hands out
+        # copies of last_model). A user's callable budget always gets a copy.
+        read_only = (
+            self.finetune_steps == 0
+            and self.bn_recalibration == 0
+            and not any(isinstance(b, CallableBudget) for b in self.budgets)
+        )
+        pruned = self._prune(keep, share_dense=read_only)
         params_ratio, flops_ratio = self._report_cache.get(widths, pruned)
         costs = self.budget_cache.get(widths, pruned)
         if self.finetune_steps > 0:
@@ -432,11 +441,21 @@ class PruneEnv(gym.Env):
             source=source,
         )
 
-    def _prune(self, keep: Sequence[np.ndarray]) -> nn.Module:
-        """Physically prune a copy of the dense network and prove it equals the masked one."""
+    def _prune(self, keep: Sequence[np.ndarray], *, share_dense: bool = False) -> nn.Module:
+        """Physically prune a copy of the dense network and prove it equals the masked one.
+
+        The copy is cut by the export plan made at construction (no re-tracing), or by
+        Torch-Pruning where the plan does not apply; either way it is checked against the
+        masked network. With every unit kept the result is the dense network: a copy, or, with
+        ``share_dense`` (a caller that only reads it), the dense network itself."""
+        if all(k.all() for k in keep):
+            return self.model if share_dense else copy.deepcopy(self.model).eval()
         self._restore_dense()
         apply_masks(self._masked, self.groups, keep)
-        pruned = prune_copy(self.model, self.example_inputs, self.groups, keep)
+        if self._plan is not None:
+            pruned = cut_copy(self.model, self._plan, keep)
+        else:
+            pruned = prune_copy(self.model, self.example_inputs, self.groups, keep)
         check_export(self._masked, pruned, self.example_inputs)
         return pruned
 

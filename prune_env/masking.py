@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from prune_env.errors import PruningMismatchError, UnsupportedModelError
-from prune_env.groups import GroupAnalysis, PrunableGroup, build_dependency_graph, call_model
+from prune_env.groups import GroupAnalysis, PrunableGroup, UnitSlice, build_dependency_graph, call_model
 
 #: Two networks agree when their outputs differ by at most this, relative to the output scale.
 AGREEMENT_TOLERANCE = 1e-4
@@ -69,6 +69,91 @@ def prune_copy(model: nn.Module, example_inputs, groups: Sequence[PrunableGroup]
                 f"torch-pruning failed on group {group.name!r}: {type(exc).__name__}: {exc}"
             ) from exc
     return pruned
+
+
+# Layers whose tensors :func:`cut_copy` knows how to cut; a model with any other layer in a group
+# is exported by Torch-Pruning (:func:`prune_copy`) every time.
+CUTTABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+# layer name -> the (group index, slice) pairs that touch it
+ExportPlan = dict[str, list[tuple[int, UnitSlice]]]
+
+
+def export_plan(model: nn.Module, groups: Sequence[PrunableGroup]) -> ExportPlan | None:
+    """Which positions of which layer belong to which group's units, computed once per model, so
+    that an export cuts the dense tensors directly instead of re-tracing the dependency graph
+    (the plan is the groups' own slices, the ones the masks zero). ``None`` when a group touches
+    a layer :func:`cut_copy` cannot cut (grouped convolutions, GroupNorm, ...)."""
+    modules = dict(model.named_modules())
+    plan: ExportPlan = {}
+    for group in groups:
+        for s in group.slices:
+            module = modules[s.module]
+            if not isinstance(module, CUTTABLE_TYPES) or getattr(module, "groups", 1) != 1:
+                return None
+            plan.setdefault(s.module, []).append((group.index, s))
+    return plan
+
+
+def cut_copy(model: nn.Module, plan: ExportPlan, keep: Keep) -> nn.Module:
+    """A deep copy of ``model`` with every pruned unit's rows and columns cut out (eval mode):
+    the network :func:`prune_copy` builds, from the plan instead of a fresh trace."""
+    pruned = copy.deepcopy(model).eval()
+    modules = dict(pruned.named_modules())
+    for name, slices in plan.items():
+        dropped = {"out": [], "in": []}
+        for group_index, s in slices:
+            dropped[s.side].append(s.positions[~keep[group_index][s.units]])
+        module = modules[name]
+        out_size, in_size = _sizes(module)
+        _cut(module, _kept(out_size, dropped["out"]), _kept(in_size, dropped["in"]) if in_size else None)
+    return pruned
+
+
+def _sizes(module: nn.Module) -> tuple[int, int | None]:
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return module.out_channels, module.in_channels
+    if isinstance(module, nn.Linear):
+        return module.out_features, module.in_features
+    return module.num_features, None
+
+
+def _kept(size: int, dropped: list[np.ndarray]) -> torch.Tensor | None:
+    """The positions left after ``dropped``, in order; ``None`` when nothing is dropped."""
+    if not dropped or not any(d.size for d in dropped):
+        return None
+    alive = np.ones(size, dtype=bool)
+    for d in dropped:
+        alive[d] = False
+    if not alive.any():
+        raise PruningMismatchError(f"a layer would lose all of its {size} channels")
+    return torch.from_numpy(np.flatnonzero(alive))
+
+
+def _cut(module: nn.Module, out_keep: torch.Tensor | None, in_keep: torch.Tensor | None) -> None:
+    """Cut a layer's tensors to the kept outputs and inputs, and its size attributes with them."""
+    with torch.no_grad():
+        if out_keep is not None:
+            for attr in ("weight", "bias", "running_mean", "running_var"):
+                tensor = getattr(module, attr, None)
+                if tensor is None:
+                    continue
+                cut = tensor.index_select(0, out_keep.to(tensor.device))
+                if isinstance(tensor, nn.Parameter):
+                    setattr(module, attr, nn.Parameter(cut, requires_grad=tensor.requires_grad))
+                else:
+                    setattr(module, attr, cut)  # a buffer: assigning a tensor keeps it registered
+        if in_keep is not None:
+            weight = module.weight
+            module.weight = nn.Parameter(
+                weight.index_select(1, in_keep.to(weight.device)), requires_grad=weight.requires_grad
+            )
+    if isinstance(module, nn.modules.conv._ConvNd):
+        module.out_channels, module.in_channels = module.weight.shape[0], module.weight.shape[1]
+    elif isinstance(module, nn.Linear):
+        module.out_features, module.in_features = module.weight.shape[0], module.weight.shape[1]
+    elif out_keep is not None:
+        module.num_features = len(out_keep)
 
 
 def output_gap(reference: nn.Module, candidate: nn.Module, inputs) -> float:
