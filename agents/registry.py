@@ -98,16 +98,12 @@ def get_agent_spec(name: str) -> AgentSpec:
     return AGENTS[name]
 
 
-def make_agent(name: str, env, *, penalty_coef: float = 1.0, **overrides):
-    """Build the named agent on ``env`` with its defaults updated by ``overrides``.
-
-    Penalty agents wrap ``env`` (a ``gym.Env``) in ``CostPenalty(env, penalty_coef)``.
-    Unknown hyperparameters are an error, not silently ignored.
+def wrap_for_agent(name: str, env: gym.Env, *, penalty_coef: float = 1.0) -> gym.Env:
+    """The wrappers the named agent trains through, around one ``gym.Env``: ClipToBudget (AMC),
+    action rescaling to [-1, 1] for Gaussian policies, CostPenalty for the penalty agents. For
+    several environments, wrap each one (in its own process) and give ``make_agent`` the VecEnv.
     """
     spec = get_agent_spec(name)
-    cls = spec.cls
-    params = {**copy.deepcopy(spec.defaults), **overrides}
-    validate_hyperparameters(name, params)
     space = env.action_space
     if spec.action_space is not None and not isinstance(space, spec.action_space):
         hint = "action_mode='ratio'" if spec.action_space is gym.spaces.Box else "action_mode='mask'"
@@ -115,25 +111,33 @@ def make_agent(name: str, env, *, penalty_coef: float = 1.0, **overrides):
             f"agent {name!r} needs a {spec.action_space.__name__} action space: make the env with {hint}"
         )
     if spec.clip_to_budget:
-        if isinstance(env, VecEnv):
-            raise TypeError(f"agent {name!r} wraps a gym.Env in ClipToBudget; pass one env, not a VecEnv")
         env = ClipToBudget(env)
-    if (
-        isinstance(space, gym.spaces.Box)
-        and not isinstance(env, VecEnv)
-        and not (np.all(space.low == -1) and np.all(space.high == 1))
-    ):
+    if isinstance(space, gym.spaces.Box) and not (np.all(space.low == -1) and np.all(space.high == 1)):
         # Gaussian policies start at mean 0: rescaled, that is the middle of the range
         # (keep half the units) instead of a clipped edge (keep one unit).
         env = RescaleAction(
             env, np.full(space.shape, -1.0, np.float32), np.full(space.shape, 1.0, np.float32)
         )
     if spec.penalty:
-        if isinstance(env, VecEnv):
-            raise TypeError(f"agent {name!r} wraps a gym.Env in CostPenalty; pass one env, not a VecEnv")
         env = CostPenalty(env, penalty_coef)
         if name == "recurrent-ppo-penalty" and isinstance(space, gym.spaces.MultiBinary):
             env = MultiBinaryAsMultiDiscrete(env)  # its loss fails on MultiBinary's int8 actions
+    return env
+
+
+def make_agent(name: str, env, *, penalty_coef: float = 1.0, **overrides):
+    """Build the named agent on ``env`` with its defaults updated by ``overrides``.
+
+    A ``gym.Env`` is wrapped by :func:`wrap_for_agent` (penalty agents: ``CostPenalty(env,
+    penalty_coef)``); a ``VecEnv`` is used as it is: its environments must already be wrapped.
+    Unknown hyperparameters are an error, not silently ignored.
+    """
+    spec = get_agent_spec(name)
+    params = {**copy.deepcopy(spec.defaults), **overrides}
+    validate_hyperparameters(name, params)
+    if not isinstance(env, VecEnv):
+        env = wrap_for_agent(name, env, penalty_coef=penalty_coef)
+    space = env.unwrapped.action_space if isinstance(env, gym.Env) else env.action_space
     if spec.action_noise is not None and params.get("action_noise") is None:
         params["action_noise"] = spec.action_noise(int(np.prod(space.shape)))
-    return cls(spec.policy, env, **params)
+    return spec.cls(spec.policy, env, **params)

@@ -273,6 +273,14 @@ class PruneEnv(gym.Env):
     def group_names(self) -> list[str]:
         return [g.name for g in self.groups]
 
+    def set_scoring(self, *, finetune_steps: int | None = None, bn_recalibration: int | None = None) -> None:
+        """Change the scoring protocol between episodes (a method, so that ``VecEnv.env_method``
+        reaches environments in other processes through their wrappers)."""
+        if finetune_steps is not None:
+            self.finetune_steps = finetune_steps
+        if bn_recalibration is not None:
+            self.bn_recalibration = bn_recalibration
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._restore_dense()

@@ -52,6 +52,7 @@ PRUNE_OPTIONS = [
      "per-episode fine-tune steps over equal parts of training (the paper: 0,32,128; none: 0)"),
     ("--eval-samples", _positive_int, "validation images per reward"),
     ("--seed", int, "seed of the environment, the agent and the fine-tune"),
+    ("--n-envs", _positive_int, "environments the agent learns from (each in its own process when > 1)"),
     ("--out", str, "output directory"),
     ("--latency-batch", _positive_int, "batch size of the reported latency"),
     ("--tensorboard", str, "write TensorBoard logs of the search here (`tensorboard --logdir DIR`)"),

@@ -39,6 +39,7 @@ class PruneConfig:
     eval_samples: int = ScoringProtocol.eval_samples
     bn_recalibration: int = ScoringProtocol.bn_recalibration  # BatchNorm re-estimation batches per score
     sampled_episodes: int = 32  # stochastic policy episodes harvested after training
+    n_envs: int = 1  # environments the agent learns from, each in its own process when > 1
     device: str = "auto"
     data_dir: str | None = None
     val_size: int = DEFAULT_VAL_SIZE  # validation images held out of the training set
@@ -57,6 +58,8 @@ class PruneConfig:
         }
 
     def __post_init__(self):
+        if int(self.n_envs) < 1:
+            raise ValueError(f"n_envs must be >= 1, got {self.n_envs}")
         if int(self.latency_batch) < 1:
             raise ValueError(f"latency_batch must be >= 1, got {self.latency_batch}")
         if not 0.0 < float(self.limit) <= 1.0:

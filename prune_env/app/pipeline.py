@@ -25,6 +25,7 @@ from agents.registry import get_agent_spec
 from prune_env.app.baselines import run_baseline_search
 from prune_env.app.config import PruneConfig
 from prune_env.app.deployment import check_deployment
+from prune_env.app.envs import make_env
 from prune_env.app.outputs import write_run
 from prune_env.app.report import plot_training
 from prune_env.app.search import default_action_mode, search_with_agent
@@ -56,19 +57,6 @@ def _check_output_dir(out: Path) -> None:
         raise PruneEnvError(f"cannot create output directory {out}: {exc.strerror or exc}") from exc
     if not os.access(out, os.W_OK):
         raise PruneEnvError(f"output directory {out} is not writable")
-
-
-def make_env(cfg: PruneConfig, action_mode: str) -> PruneEnv:
-    """The seeded environment every search of ``cfg`` runs on."""
-    torch.manual_seed(cfg.seed)
-    env = PruneEnv(
-        cfg.task, budget=cfg.budget, budget_limit=cfg.limit, action_mode=action_mode,
-        eval_samples=cfg.eval_samples, bn_recalibration=cfg.bn_recalibration, data_dir=cfg.data_dir,
-        val_size=cfg.val_size, device=cfg.device,
-    )  # fmt: skip
-    env.reset(seed=cfg.seed)
-    env.action_space.seed(cfg.seed)
-    return env
 
 
 # --- stage 1: select masks ------------------------------------------------------------------

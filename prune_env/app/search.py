@@ -16,8 +16,9 @@ from sb3_contrib import MaskablePPO, RecurrentPPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents import make_agent
-from agents.registry import get_agent_spec
+from agents.registry import get_agent_spec, wrap_for_agent
 from prune_env.app.config import PruneConfig
+from prune_env.app.envs import parallel_envs
 from prune_env.app.selection import Selection, best_feasible
 from prune_env.env import PruneEnv
 from prune_env.errors import NoFeasibleMaskError
@@ -62,6 +63,8 @@ class EpisodeRecorder(BaseCallback):
         if self.schedule:
             part = min(int(len(self.schedule) * self.num_timesteps / self.total), len(self.schedule) - 1)
             self.prune_env.finetune_steps = self.schedule[part]
+            # the environments trained on (other processes when there are several)
+            self.training_env.env_method("set_scoring", finetune_steps=self.schedule[part])
 
     def _on_training_start(self) -> None:
         self._apply_schedule()
@@ -123,15 +126,20 @@ def training_env(model):
     """The wrapper chain ``model`` trains on (its single environment), for extra episodes."""
     vec_env = model.get_env()
     if vec_env is None or vec_env.num_envs != 1 or not hasattr(vec_env, "envs"):
-        raise ValueError("harvesting needs a model trained on one env in a DummyVecEnv")
+        raise ValueError("harvesting needs a model trained on one env in a DummyVecEnv, or an env to play on")
     return vec_env.envs[0]
 
 
-def harvest(model, *, sampled: int, seed: int = 0) -> list[ScoredMask]:
+def harvest(model, *, sampled: int, seed: int = 0, env: gym.Env | None = None) -> list[ScoredMask]:
     """The policy's deterministic episode and ``sampled`` stochastic ones, played through the
     model's own wrappers (action rescaling, adapters) under the env's current protocol (the
-    last value of a schedule), so that they compare with the last training episodes."""
-    env = training_env(model)
+    last value of a schedule), so that they compare with the last training episodes.
+
+    Args:
+        env: where to play them (the same wrappers as training); default the model's one
+            training environment.
+    """
+    env = env if env is not None else training_env(model)
     records = [play_episode(model, env, deterministic=True, seed=seed)["scored"].with_source("deterministic")]
     for i in range(sampled):
         info = play_episode(model, env, deterministic=False, seed=seed + 1 + i)
@@ -153,13 +161,26 @@ def search_with_agent(
     Raises:
         NoFeasibleMaskError: no training or harvested episode met the budget.
     """
-    model = make_agent(cfg.agent, env, seed=cfg.seed, device="cpu", tensorboard_log=cfg.tensorboard)
-    recorder = EpisodeRecorder(env, cfg.episode_finetune, cfg.timesteps, on_rollout=on_rollout)
-    model.learn(
-        cfg.timesteps, callback=recorder, progress_bar=cfg.progress, tb_log_name=f"{cfg.agent}-seed{cfg.seed}"
-    )
+    parallel = parallel_envs(cfg, env.action_mode) if cfg.n_envs > 1 else None
+    try:
+        model = make_agent(
+            cfg.agent, parallel or env, seed=cfg.seed, device="cpu", tensorboard_log=cfg.tensorboard
+        )
+        recorder = EpisodeRecorder(env, cfg.episode_finetune, cfg.timesteps, on_rollout=on_rollout)
+        model.learn(
+            cfg.timesteps,
+            callback=recorder,
+            progress_bar=cfg.progress,
+            tb_log_name=f"{cfg.agent}-seed{cfg.seed}",
+        )
+    finally:
+        if parallel is not None:
+            parallel.close()
     candidates = [e for e in recorder.episodes if e.protocol == env.protocol]
-    harvested = harvest(model, sampled=cfg.sampled_episodes, seed=cfg.seed)
+    # With several environments (in other processes), the policy's own episodes are played here,
+    # on this process's copy behind the same wrappers.
+    local = wrap_for_agent(cfg.agent, env) if parallel is not None else None
+    harvested = harvest(model, sampled=cfg.sampled_episodes, seed=cfg.seed, env=local)
     candidates += harvested
     chosen = best_feasible(candidates)
     if chosen is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from prune_env.app.config import PruneConfig
-from prune_env.app.pipeline import make_env
+from prune_env.app.envs import make_env
 from prune_env.app.search import search_with_agent
 from prune_env.app.selection import best_feasible
 from prune_env.scored import ScoredMask, ScoringProtocol

@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from prune_env.app.cli import main
 from prune_env.app.config import PruneConfig
-from prune_env.app.pipeline import make_env
+from prune_env.app.envs import make_env
 from prune_env.app.search import search_with_agent
 
 
