@@ -1,6 +1,7 @@
 """Run a leaderboard grid: agents x tasks x budgets x seeds, each entry the whole pipeline.
 
     python benchmarks/leaderboard.py --config benchmarks/configs/NAME.yaml [--workers N] [--max-entries N]
+        [--ray | --ray-address ADDRESS]
 
 Every entry is `prune-env prune`'s pipeline (search, physical pruning, the same fine-tune for
 everyone, test evaluation); classic baselines (uniform-l1, global-l1, taylor, bn-scale,
@@ -10,7 +11,9 @@ as the grid's first RL agent did on the same task, budget and seed. Results are 
 one entry at a time, atomically (a killed run leaves no partial line); a rerun skips finished
 entries. Entries keep everything needed to replay them (benchmarks/validate.py). ``--workers N``
 runs N entries at a time in separate processes, the cores shared evenly between them (the file
-is still written by one process only).
+is still written by one process only); ``--ray`` runs them as tasks on a local Ray cluster of N
+CPUs and ``--ray-address ADDRESS`` on a running cluster (benchmarks/ray_grid.py). A cell whose
+run crashes is recorded with its error and the grid goes on.
 """
 
 from __future__ import annotations
@@ -49,9 +52,16 @@ def load_config(path: str | Path) -> dict:
     missing = [k for k in GRID_KEYS if k not in config]
     if missing:
         raise ValueError(f"{path}: missing keys {missing}")
-    unknown = sorted(set(config) - {*GRID_KEYS, "results", *GRID_FIELDS})
+    unknown = sorted(set(config) - {*GRID_KEYS, "results", "resources", *GRID_FIELDS})
     if unknown:
         raise ValueError(f"{path}: unknown keys {unknown}; run settings are {list(GRID_FIELDS)}")
+    resources = config.get("resources", {})
+    if (
+        not isinstance(resources, dict)
+        or set(resources) - {"cpus", "gpus"}
+        or any(not isinstance(v, (int, float)) or v < 0 for v in resources.values())
+    ):
+        raise ValueError(f"{path}: resources must be {{cpus: N, gpus: F}} with numbers >= 0, got {resources}")
     for budget in config["budgets"]:
         if set(budget) != {"kind", "limit"}:
             raise ValueError(f"{path}: every budget needs exactly 'kind' and 'limit', got {budget}")
@@ -179,9 +189,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=1, help="entries run at a time, each in its own process"
     )
+    parser.add_argument(
+        "--ray", action="store_true", help="run entries as tasks on a local Ray cluster of --workers CPUs"
+    )
+    parser.add_argument(
+        "--ray-address", default=None, help="join this Ray cluster (`ray start --head` prints it)"
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.ray or args.ray_address:
+        try:
+            import ray_grid  # Ray is an optional extra, imported only when asked for
+        except ImportError as exc:
+            parser.error(f"--ray needs Ray: pip install -e '.[ray]' ({exc})")
     config = load_config(args.config)
     results = Path(config["results"])
     done = read_results(results)
@@ -190,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_entries is not None:
         todo = todo[: args.max_entries]
     print(f"{len(finished)} entries done, {len(todo)} to run -> {results}", file=sys.stderr)
-    if args.workers == 1:
+    if args.ray or args.ray_address:
+        ray_grid.run_on_ray(config, phases(todo), done, results, args.workers, args.ray_address)
+    elif args.workers == 1:
         for key in tqdm(todo, desc="leaderboard", unit="entry"):
             entry = run_entry(config, key, done, results)
             append_atomically(results, entry)
@@ -200,11 +223,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def phases(todo: list[tuple]) -> list[list[tuple]]:
+    """The entries in two waves: the matched searches wait for the RL entries they match."""
+    return [[k for k in todo if k[3] not in MATCHED], [k for k in todo if k[3] in MATCHED]]
+
+
+def failed_entry(key: tuple, error: BaseException) -> dict:
+    """The entry of a cell whose run crashed (not a PruneEnvError, which run_entry records itself)."""
+    task, budget, limit, agent, seed = key
+    return {"task": task, "budget": budget, "limit": limit, "agent": agent, "seed": seed, "satisfied": False,
+            "error": f"run crashed: {type(error).__name__}: {(str(error).strip().splitlines() or [''])[-1]}"}  # fmt: skip
+
+
 def run_in_workers(config: dict, todo: list[tuple], done: list[dict], results: Path, workers: int) -> None:
     """Entries in worker processes, results appended here as they finish. The matched searches
     wait for the other entries, since they spend the RL agents' evaluation counts."""
     threads = max(1, (os.cpu_count() or 1) // workers)
-    phases = [[k for k in todo if k[3] not in MATCHED], [k for k in todo if k[3] in MATCHED]]
     pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -212,10 +246,13 @@ def run_in_workers(config: dict, todo: list[tuple], done: list[dict], results: P
         initargs=(threads,),
     )
     with pool, tqdm(total=len(todo), desc="leaderboard", unit="entry") as bar:
-        for phase in phases:
-            futures = [pool.submit(run_entry, config, key, list(done), results) for key in phase]
+        for phase in phases(todo):
+            futures = {pool.submit(run_entry, config, key, list(done), results): key for key in phase}
             for future in as_completed(futures):
-                entry = future.result()
+                try:
+                    entry = future.result()
+                except Exception as exc:  # a crashed entry is recorded, the grid goes on
+                    entry = failed_entry(futures[future], exc)
                 append_atomically(results, entry)
                 done.append(entry)
                 bar.update()
