@@ -5,8 +5,9 @@ Depends on the environment core's cost conventions only (``prune_env.costs``,
 """
 
 from agents.common.lagrange import GradientLagrange, Lagrange, PIDLagrange, make_lagrange
+from agents.p3o import P3O
 from agents.ppo_lag import CostActorCriticPolicy, PPOLag
-from agents.registry import list_agents, make_agent
+from agents.registry import constrained_agents, list_agents, make_agent
 from prune_env.errors import MissingCostError
 
 __all__ = [
@@ -14,8 +15,10 @@ __all__ = [
     "GradientLagrange",
     "Lagrange",
     "MissingCostError",
+    "P3O",
     "PIDLagrange",
     "PPOLag",
+    "constrained_agents",
     "list_agents",
     "make_agent",
     "make_lagrange",

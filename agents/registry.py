@@ -1,8 +1,11 @@
 """Named agents for scripts and leaderboards: ``make_agent(name, env, **overrides)``.
 
-Constrained agents (``ppo-lag``, ``ppo-pid-lag``) read the cost from ``info``; the ``*-penalty``
-agents are unconstrained algorithms trained on :class:`prune_env.wrappers.CostPenalty`
-(reward minus ``penalty_coef`` times cost), the fixed-penalty baseline.
+Constrained agents (``AgentSpec.constrained``: ``ppo-lag``, ``ppo-pid-lag``, ``p3o``,
+``saute-ppo``) read the cost from ``info`` and take ``cost_limit`` (default the env's
+``budget_limit``), so they run on any Gymnasium env that reports ``info["cost"]``; the
+``*-penalty`` agents are unconstrained algorithms trained on
+:class:`prune_env.wrappers.CostPenalty` (reward minus ``penalty_coef`` times cost), the
+fixed-penalty baseline; ``amc-ddpg`` meets PruneEnv's budget by clipping its actions.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.common.noise import DecayingNormalNoise
 from agents.hyperparams import a2c, ddpg, ppo, td3, trpo
+from agents.p3o import P3O
 from agents.ppo_lag import PPOLag
-from prune_env.wrappers import ClipToBudget, CostPenalty, MultiBinaryAsMultiDiscrete
+from prune_env.wrappers import ClipToBudget, CostPenalty, MultiBinaryAsMultiDiscrete, Saute
 
 
 @dataclass(frozen=True)
@@ -37,15 +41,26 @@ class AgentSpec:
     description: str
     clip_to_budget: bool = False  # AMC: every action clipped so that the episode meets the budget
     action_noise: Callable[[int], ActionNoise] | None = None  # default exploration noise, by action size
+    constrained: bool = False  # solves "episodic cost <= cost_limit" on any env that reports info["cost"]
+    saute: bool = False  # an unconstrained algorithm on the Saute-wrapped env
+    paper: str = ""
 
 
 AGENTS: dict[str, AgentSpec] = {
     s.name: s
     for s in [
         AgentSpec("ppo-lag", PPOLag, "MlpPolicy", ppo.PPO_LAG, False, None,
-                  "PPO-Lagrangian, projected-gradient multiplier (the paper's method)"),
+                  "PPO-Lagrangian, projected-gradient multiplier (the paper's method)",
+                  constrained=True, paper="Ray, Achiam & Amodei 2019; Malik et al. ICPR 2022"),
         AgentSpec("ppo-pid-lag", PPOLag, "MlpPolicy", ppo.PPO_PID_LAG, False, None,
-                  "PPO-Lagrangian with a PID multiplier (Stooke et al. 2020)"),
+                  "PPO-Lagrangian with a PID multiplier (Stooke et al. 2020)",
+                  constrained=True, paper="Stooke, Achiam & Abbeel, ICML 2020"),
+        AgentSpec("p3o", P3O, "MlpPolicy", ppo.P3O, False, None,
+                  "P3O: PPO with an exact ReLU penalty on the cost surrogate (Zhang et al. 2022)",
+                  constrained=True, paper="Zhang et al., IJCAI 2022"),
+        AgentSpec("saute-ppo", PPO, "MlpPolicy", ppo.SAUTE_PPO, False, None,
+                  "Sauté PPO: PPO with the remaining budget in the state, reward replaced once spent",
+                  constrained=True, saute=True, paper="Sootla et al., ICML 2022"),
         AgentSpec("ppo-penalty", PPO, "MlpPolicy", ppo.PPO, True, None,
                   "PPO on reward - coef * cost"),
         AgentSpec("maskable-ppo-penalty", MaskablePPO, "MlpPolicy", ppo.PPO, True, gym.spaces.MultiBinary,
@@ -70,6 +85,11 @@ AGENTS: dict[str, AgentSpec] = {
 def list_agents() -> list[str]:
     """Names accepted by :func:`make_agent`."""
     return list(AGENTS)
+
+
+def constrained_agents() -> list[str]:
+    """Agents that take ``cost_limit`` and keep the episodic cost under it on any constrained env."""
+    return [name for name, spec in AGENTS.items() if spec.constrained]
 
 
 def known_hyperparameters(cls: type) -> set[str]:
@@ -98,10 +118,13 @@ def get_agent_spec(name: str) -> AgentSpec:
     return AGENTS[name]
 
 
-def wrap_for_agent(name: str, env: gym.Env, *, penalty_coef: float = 1.0) -> gym.Env:
+def wrap_for_agent(
+    name: str, env: gym.Env, *, penalty_coef: float = 1.0, cost_limit: float | None = None
+) -> gym.Env:
     """The wrappers the named agent trains through, around one ``gym.Env``: ClipToBudget (AMC),
-    action rescaling to [-1, 1] for Gaussian policies, CostPenalty for the penalty agents. For
-    several environments, wrap each one (in its own process) and give ``make_agent`` the VecEnv.
+    action rescaling to [-1, 1] for Gaussian policies, CostPenalty for the penalty agents, Saute
+    (budget ``cost_limit``, default the env's) for the Sauté agents. For several environments,
+    wrap each one (in its own process) and give ``make_agent`` the VecEnv.
     """
     spec = get_agent_spec(name)
     space = env.action_space
@@ -118,6 +141,8 @@ def wrap_for_agent(name: str, env: gym.Env, *, penalty_coef: float = 1.0) -> gym
         env = RescaleAction(
             env, np.full(space.shape, -1.0, np.float32), np.full(space.shape, 1.0, np.float32)
         )
+    if spec.saute:
+        env = Saute(env, budget=cost_limit)
     if spec.penalty:
         env = CostPenalty(env, penalty_coef)
         if name == "recurrent-ppo-penalty" and isinstance(space, gym.spaces.MultiBinary):
@@ -126,7 +151,8 @@ def wrap_for_agent(name: str, env: gym.Env, *, penalty_coef: float = 1.0) -> gym
 
 
 def make_agent(name: str, env, *, penalty_coef: float = 1.0, **overrides):
-    """Build the named agent on ``env`` with its defaults updated by ``overrides``.
+    """Build the named agent on ``env`` with its defaults updated by ``overrides``
+    (``cost_limit=...`` for a constrained agent; default the env's ``budget_limit``).
 
     A ``gym.Env`` is wrapped by :func:`wrap_for_agent` (penalty agents: ``CostPenalty(env,
     penalty_coef)``); a ``VecEnv`` is used as it is: its environments must already be wrapped.
@@ -134,9 +160,16 @@ def make_agent(name: str, env, *, penalty_coef: float = 1.0, **overrides):
     """
     spec = get_agent_spec(name)
     params = {**copy.deepcopy(spec.defaults), **overrides}
+    cost_limit = params.get("cost_limit")
+    if "cost_limit" in params and not spec.constrained:
+        raise ValueError(
+            f"agent {name!r} is not a constrained agent: cost_limit applies to {constrained_agents()}"
+        )
+    if spec.saute:
+        params.pop("cost_limit", None)  # the wrapper's budget, not an algorithm argument
     validate_hyperparameters(name, params)
     if not isinstance(env, VecEnv):
-        env = wrap_for_agent(name, env, penalty_coef=penalty_coef)
+        env = wrap_for_agent(name, env, penalty_coef=penalty_coef, cost_limit=cost_limit)
     space = env.unwrapped.action_space if isinstance(env, gym.Env) else env.action_space
     if spec.action_noise is not None and params.get("action_noise") is None:
         params["action_noise"] = spec.action_noise(int(np.prod(space.shape)))

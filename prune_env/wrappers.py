@@ -6,6 +6,8 @@
   terminated, truncated, info), for CMDP libraries that speak it.
 - :class:`SafetyGymnasium2Gymnasium`: the way back, cost moved into ``info["cost"]``.
 - :class:`ClipToBudget`: AMC's clipping of ratio actions, so every episode meets the budget.
+- :class:`Saute`: Sauté RL's state augmentation, so any unconstrained algorithm learns under an
+  episodic cost budget.
 """
 
 from __future__ import annotations
@@ -110,3 +112,66 @@ class MultiBinaryAsMultiDiscrete(gym.ActionWrapper):
 
     def action(self, action):
         return np.asarray(action, dtype=np.int8).reshape(self.env.action_space.shape)
+
+
+class Saute(gym.Wrapper):
+    """Sauté RL (Sootla et al., ICML 2022): the remaining safety budget joins the observation,
+    and once it is spent the reward is replaced, so an unconstrained algorithm on the wrapped env
+    solves the constrained problem "episodic cost <= budget".
+
+    The safety state starts at 1 and after each step becomes ``(z - cost / budget) /
+    cost_gamma`` (``cost_gamma=1``: the undiscounted episodic cost of PruneEnv's budgets); it is
+    appended to the observation, clipped to ``[-1, 1]`` there. A step that ends with ``z < 0``
+    earns ``unsafe_reward`` instead of its reward. The cost stays in ``info``, the original
+    reward in ``info["unsauted_reward"]`` and the safety state in ``info["safety_state"]``.
+
+    Args:
+        budget: the episodic cost limit (default: the env's ``budget_limit``, the first one).
+        unsafe_reward: the reward once the budget is spent (the paper uses a large negative
+            constant; PruneEnv's rewards are accuracies in [0, 1]).
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        budget: float | None = None,
+        unsafe_reward: float = -1.0,
+        cost_gamma: float = 1.0,
+        cost_key: str = "cost",
+    ):
+        super().__init__(env)
+        if budget is None:
+            limit = getattr(env.unwrapped, "budget_limit", None)
+            if limit is None:
+                raise ValueError("Saute needs budget=... (the env has no budget_limit)")
+            budget = limit[0] if isinstance(limit, (list, tuple)) else limit
+        if not np.isfinite(budget) or budget <= 0:
+            raise ValueError(f"the Sauté budget must be a positive number, got {budget!r}")
+        if not 0.0 < cost_gamma <= 1.0:
+            raise ValueError(f"cost_gamma must be in (0, 1], got {cost_gamma}")
+        space = env.observation_space
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+            raise ValueError("Saute augments flat Box observations only")
+        self.budget, self.unsafe_reward = float(budget), float(unsafe_reward)
+        self.cost_gamma, self.cost_key = float(cost_gamma), cost_key
+        self.observation_space = gym.spaces.Box(
+            np.append(space.low, -1.0).astype(space.dtype), np.append(space.high, 1.0).astype(space.dtype),
+            dtype=space.dtype,
+        )  # fmt: skip
+        self.safety_state = 1.0
+
+    def _augment(self, obs):
+        return np.append(obs, np.clip(self.safety_state, -1.0, 1.0)).astype(self.observation_space.dtype)
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.safety_state = 1.0
+        return self._augment(obs), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        cost = float(read_costs(info, self.cost_key)[0])
+        self.safety_state = (self.safety_state - cost / self.budget) / self.cost_gamma
+        sauted = float(reward) if self.safety_state >= 0 else self.unsafe_reward
+        info = {**info, "unsauted_reward": reward, "safety_state": self.safety_state}
+        return self._augment(obs), sauted, terminated, truncated, info

@@ -58,3 +58,37 @@ class GreedyBreaksLimitEnv(gym.Env):
             if self.two_costs:
                 info["costs"] = [cost, 0.5 * cost]
         return self._obs(), used, self.t >= self.horizon, False, info
+
+
+class TradeoffEnv(gym.Env):
+    """Each step, choose which of 4 units to use. Units 0 and 1 pay well and cost little, units 2
+    and 3 pay little and cost much (reward ``[1, 1, .2, .2] / 4``, cost ``[.1, .1, 1, 1] / 4`` per
+    unit used). Over 5 steps: everything (unconstrained optimum) earns 3.0 at cost 2.75; a random
+    policy 1.5 at cost 1.375; under ``budget_limit = 0.5`` the best is units 0 and 1 (2.5 at 0.25)
+    plus a little of the rest. ``info["raw_reward"]`` repeats the reward (wrappers may change it).
+    """
+
+    REWARD = np.array([1.0, 1.0, 0.2, 0.2]) / 4
+    COST = np.array([0.1, 0.1, 1.0, 1.0]) / 4
+
+    def __init__(self, horizon: int = 5):
+        self.horizon = horizon
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (2,), np.float32)
+        self.action_space = gym.spaces.MultiBinary(4)
+        self.budget_limit = 0.5
+        self.t = 0
+
+    def _obs(self):
+        return np.array([self.t / self.horizon, 1.0], dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        used = np.asarray(action, dtype=np.float64).reshape(-1)
+        self.t += 1
+        reward = float(self.REWARD @ used)
+        info = {"cost": float(self.COST @ used), "raw_reward": reward}
+        return self._obs(), reward, self.t >= self.horizon, False, info

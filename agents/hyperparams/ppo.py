@@ -45,3 +45,18 @@ PPO_PID_LAG = dict(
 )
 
 RECURRENT_PPO = dict(PPO, policy_kwargs=dict(net_arch=[32, 32], lstm_hidden_size=32))
+
+# P3O (Zhang et al. 2022) on the same PPO and cost critic; the cost advantage only centred, as in
+# OmniSafe's P3O, whose penalty weight (kappa 20) is kept.
+P3O = dict(
+    PPO,
+    policy_kwargs=dict(net_arch=[32, 32], activation_fn=torch.nn.Tanh, log_std_init=-1.0),
+    cost_gamma=0.99,
+    cost_gae_lambda=1.0,
+    cost_vf_coef=0.5,
+    kappa=20.0,
+    cost_window=100,
+)
+
+# Sauté PPO: plain PPO on the Sauté-wrapped env (the budget in the observation).
+SAUTE_PPO = dict(PPO, policy_kwargs=dict(net_arch=[32, 32], activation_fn=torch.nn.Tanh, log_std_init=-1.0))

@@ -236,6 +236,29 @@ class PPOLag(PPO):
             return
         self.lagrange.update(np.mean(np.stack(episodes), axis=0))
 
+    def _advantages(self, rollout_data) -> tuple[th.Tensor, th.Tensor]:
+        """The minibatch's reward advantage (normalized) and cost advantages (centred; also
+        divided by the reward advantage's std with ``scale_cost_advantage``)."""
+        advantages = rollout_data.advantages
+        cost_advantages = rollout_data.cost_advantages
+        if self.normalize_advantage and len(advantages) > 1:
+            reward_std = advantages.std() + 1e-8
+            advantages = (advantages - advantages.mean()) / reward_std
+            cost_advantages = cost_advantages - cost_advantages.mean(0, keepdim=True)
+            if self.scale_cost_advantage:
+                cost_advantages = cost_advantages / reward_std
+        return advantages, cost_advantages
+
+    def _policy_loss(
+        self, rollout_data, ratio: th.Tensor, clip_range: float, multipliers: th.Tensor
+    ) -> th.Tensor:
+        """PPO's clipped surrogate on the combined advantage ``(A_r - sum lambda A_c) / (1 + sum lambda)``."""
+        advantages, cost_advantages = self._advantages(rollout_data)
+        advantages = (advantages - (cost_advantages * multipliers).sum(-1)) / (1.0 + multipliers.sum())
+        policy_loss_1 = advantages * ratio
+        policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+        return -th.min(policy_loss_1, policy_loss_2).mean()
+
     def train(self) -> None:
         """PPO's update on the combined advantage, plus the cost critic's regression."""
         self._update_multiplier()
@@ -259,22 +282,8 @@ class PPOLag(PPO):
                 values, log_prob, entropy = self.policy.evaluate_actions(rollout_data.observations, actions)
                 values = values.flatten()
 
-                advantages = rollout_data.advantages
-                cost_advantages = rollout_data.cost_advantages
-                if self.normalize_advantage and len(advantages) > 1:
-                    reward_std = advantages.std() + 1e-8
-                    advantages = (advantages - advantages.mean()) / reward_std
-                    cost_advantages = cost_advantages - cost_advantages.mean(0, keepdim=True)
-                    if self.scale_cost_advantage:
-                        cost_advantages = cost_advantages / reward_std
-                advantages = (advantages - (cost_advantages * multipliers).sum(-1)) / (
-                    1.0 + multipliers.sum()
-                )
-
                 ratio = th.exp(log_prob - rollout_data.old_log_prob)
-                policy_loss_1 = advantages * ratio
-                policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
-                policy_loss = -th.min(policy_loss_1, policy_loss_2).mean()
+                policy_loss = self._policy_loss(rollout_data, ratio, clip_range, multipliers)
                 pg_losses.append(policy_loss.item())
                 clip_fractions.append(th.mean((th.abs(ratio - 1) > clip_range).float()).item())
 

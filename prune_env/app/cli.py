@@ -154,7 +154,17 @@ def _tasks(args) -> int:
 
 def _agents(args) -> int:
     for spec in AGENTS.values():
-        print(f"{spec.name:22s} {spec.description}")
+        kind = (
+            "constrained"
+            if spec.constrained
+            else "penalty"
+            if spec.penalty
+            else "clipped"
+            if spec.clip_to_budget
+            else ""
+        )
+        paper = f" [{spec.paper}]" if spec.paper else ""
+        print(f"{spec.name:22s} {kind:11s} {spec.description}{paper}")
     return 0
 
 

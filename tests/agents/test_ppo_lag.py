@@ -167,3 +167,28 @@ def test_truncated_episodes_bootstrap_the_cost_value():
     truncated_steps = [2, 5, 8, 11]
     np.testing.assert_allclose(extra[truncated_steps], bootstrap, rtol=1e-5)
     np.testing.assert_allclose(np.delete(extra, truncated_steps), 0.0, atol=1e-7)
+
+
+def test_p3o_loss_is_the_clipped_reward_surrogate_plus_the_relu_penalty():
+    from types import SimpleNamespace
+
+    from agents import P3O
+
+    model = P3O("MlpPolicy", _toy(n_envs=1), kappa=3.0, **FAST)
+    adv = th.tensor([1.0, -2.0, 0.5, 3.0])
+    cadv = th.tensor([[0.2], [-0.1], [0.4], [0.0]])
+    ratio = th.tensor([1.5, 0.7, 1.0, 0.9])
+    data = SimpleNamespace(advantages=adv, cost_advantages=cadv)
+    model._violation = np.array([0.05])
+    got = model._policy_loss(data, ratio, 0.2, th.zeros(1))
+    a = (adv - adv.mean()) / (adv.std() + 1e-8)
+    c = cadv[:, 0] - cadv[:, 0].mean()
+    clipped = ratio.clamp(0.8, 1.2)
+    reward_loss = -th.min(a * ratio, a * clipped).mean()
+    cost_surrogate = th.max(c * ratio, c * clipped).mean()
+    expected = reward_loss + 3.0 * th.relu(cost_surrogate + 0.05)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    model._violation = np.array([-10.0])  # far inside the limit: the penalty is off
+    assert model._policy_loss(data, ratio, 0.2, th.zeros(1)).item() == pytest.approx(
+        reward_loss.item(), rel=1e-6
+    )

@@ -11,6 +11,8 @@ from agents.registry import AGENTS, validate_hyperparameters
 SHORT = {
     "ppo-lag": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-pid-lag": dict(n_steps=50, batch_size=25, n_epochs=2),
+    "p3o": dict(n_steps=50, batch_size=25, n_epochs=2),
+    "saute-ppo": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-penalty": dict(n_steps=50, batch_size=25, n_epochs=2),
     "maskable-ppo-penalty": dict(n_steps=50, batch_size=25, n_epochs=2),
     "a2c-penalty": dict(n_steps=10),
@@ -38,6 +40,8 @@ def test_agent_runs_a_few_hundred_steps_on_prune_env(name):
         assert "CostPenalty" in repr(model.get_env().envs[0])
     elif AGENTS[name].clip_to_budget:
         assert "ClipToBudget" in repr(model.get_env().envs[0])
+    elif AGENTS[name].saute:
+        assert "Saute" in repr(model.get_env().envs[0])
     else:
         assert len(model.ep_cost_buffer) >= 50
 

@@ -44,3 +44,38 @@ def test_safety_gymnasium_round_trip():
     five.reset(seed=0)
     result = five.step(np.array([1, 1, 1, 0]))
     assert len(result) == 5 and result[4]["cost"] == 0.75 and result[1] == 0.75
+
+
+def test_saute_tracks_the_remaining_budget_and_replaces_the_reward_once_spent():
+    from toy_envs import TradeoffEnv
+
+    from prune_env.wrappers import Saute
+
+    env = Saute(TradeoffEnv())  # budget: the env's budget_limit, 0.5
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.shape == (3,) and obs[-1] == 1.0
+    cheap = np.array([1, 1, 0, 0])  # cost 0.05 per step: 10% of the budget
+    obs, reward, *_, info = env.step(cheap)
+    assert (
+        reward == pytest.approx(0.5)
+        and info["safety_state"] == pytest.approx(0.9)
+        and obs[-1] == pytest.approx(0.9)
+    )
+    everything = np.ones(4)  # cost 0.55: the budget is spent
+    obs, reward, *_, info = env.step(everything)
+    assert info["safety_state"] == pytest.approx(0.9 - 1.1) and obs[-1] == pytest.approx(-0.2)
+    assert (
+        reward == -1.0
+        and info["unsauted_reward"] == pytest.approx(0.6)
+        and info["cost"] == pytest.approx(0.55)
+    )
+    _, reward, *_ = env.step(cheap)  # still below zero: no reward any more
+    assert reward == -1.0
+    obs, _ = env.reset()
+    assert obs[-1] == 1.0 and env.safety_state == 1.0
+    discounted = Saute(TradeoffEnv(), budget=1.0, cost_gamma=0.5, unsafe_reward=-5.0)
+    discounted.reset()
+    *_, info = discounted.step(cheap)
+    assert info["safety_state"] == pytest.approx((1.0 - 0.05) / 0.5)
+    with pytest.raises(ValueError, match="positive"):
+        Saute(TradeoffEnv(), budget=0.0)
