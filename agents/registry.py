@@ -50,8 +50,13 @@ AGENTS: dict[str, AgentSpec] = {
     s.name: s
     for s in [
         AgentSpec("ppo-lag", PPOLag, "MlpPolicy", ppo.PPO_LAG, False, None,
-                  "PPO-Lagrangian, projected-gradient multiplier (the paper's method)",
+                  "PPO-Lagrangian, projected-gradient multiplier from 0 (lr 5), cost advantage scaled "
+                  "with the reward's: the paper's method with settings tuned on PruneEnv",
                   constrained=True, paper="Ray, Achiam & Amodei 2019; Malik et al. ICPR 2022"),
+        AgentSpec("ppo-lag-paper", PPOLag, "MlpPolicy", ppo.PPO_LAG_PAPER, False, None,
+                  "PPO-Lagrangian with the paper's settings: softplus multiplier from 1 (lr 1), "
+                  "cost GAE lambda 1, cost advantage only centred",
+                  constrained=True, paper="Malik et al., ICPR 2022"),
         AgentSpec("ppo-pid-lag", PPOLag, "MlpPolicy", ppo.PPO_PID_LAG, False, None,
                   "PPO-Lagrangian with a PID multiplier (Stooke et al. 2020)",
                   constrained=True, paper="Stooke, Achiam & Abbeel, ICML 2020"),

@@ -75,6 +75,9 @@ class GradientLagrange(Lagrange):
         lr: step size.
         optimizer: ``"sgd"`` (lambda += lr * (J_c - d)) or ``"adam"`` (Adam on the same gradient).
         upper_bound: optional largest lambda.
+        parameterization: ``"projected"`` (lambda itself, clipped at 0) or ``"softplus"``
+            (lambda = softplus(xi), the ascent step taken on xi: lambda stays positive and moves
+            slowly near 0, as in the paper's PPO-Lagrangian code).
     """
 
     def __init__(
@@ -85,20 +88,30 @@ class GradientLagrange(Lagrange):
         optimizer: str = "sgd",
         upper_bound: float | None = None,
         betas: tuple[float, float] = (0.9, 0.999),
+        parameterization: str = "projected",
     ):
         super().__init__(cost_limit, upper_bound)
         if optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+        if parameterization not in ("projected", "softplus"):
+            raise ValueError(f"parameterization must be 'projected' or 'softplus', got {parameterization!r}")
+        self.parameterization = parameterization
         if lr < 0:
             raise ValueError(f"lr must be >= 0, got {lr}")
         self.lr, self.optimizer, self.betas = float(lr), optimizer, betas
         self.values = self._project(_as_vector(initial_value, self.n_constraints, "initial_value"))
+        if parameterization == "softplus":
+            if np.any(self.values <= 0):
+                raise ValueError("a softplus multiplier starts above 0: give initial_value > 0")
+            self._xi = np.log(np.expm1(self.values))  # softplus^-1
         self._m = np.zeros(self.n_constraints)
         self._v = np.zeros(self.n_constraints)
         self._t = 0
 
     def update(self, mean_episode_costs) -> np.ndarray:
         violation = self._check_costs(mean_episode_costs) - self.cost_limit  # ascent direction
+        if self.parameterization == "softplus":
+            violation = violation / (1.0 + np.exp(-self._xi))  # d lambda / d xi = sigmoid(xi)
         if self.optimizer == "sgd":
             step = violation
         else:
@@ -109,15 +122,24 @@ class GradientLagrange(Lagrange):
             m_hat = self._m / (1 - b1**self._t)
             v_hat = self._v / (1 - b2**self._t)
             step = m_hat / (np.sqrt(v_hat) + 1e-8)
-        self.values = self._project(self.values + self.lr * step)
+        if self.parameterization == "softplus":
+            self._xi = self._xi + self.lr * step
+            self.values = self._project(np.logaddexp(0.0, self._xi))
+        else:
+            self.values = self._project(self.values + self.lr * step)
         return self.values.copy()
 
     def state_dict(self) -> dict:
-        return {"values": self.values.copy(), "m": self._m.copy(), "v": self._v.copy(), "t": self._t}
+        state = {"values": self.values.copy(), "m": self._m.copy(), "v": self._v.copy(), "t": self._t}
+        if self.parameterization == "softplus":
+            state["xi"] = self._xi.copy()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self._m, self._v, self._t = np.array(state["m"]), np.array(state["v"]), int(state["t"])
+        if "xi" in state:
+            self._xi = np.array(state["xi"])
 
 
 class PIDLagrange(Lagrange):

@@ -27,28 +27,25 @@ class P3O(PPOLag):
 
     Args:
         kappa: the penalty's weight (OmniSafe's default is 20).
-        cost_window: recent finished episodes whose mean cost is ``J_C`` (the current rollout's
-            episodes first; never an update from no episodes).
-        **kwargs: PPOLag's arguments (``cost_limit``, ``cost_gamma``, ``cost_gae_lambda``, ...);
-            its multiplier arguments are unused.
+        **kwargs: PPOLag's arguments (``cost_limit``, ``cost_gamma``, ``cost_gae_lambda``,
+            ``cost_window``: the episodes whose mean cost is ``J_C``, ...); its multiplier
+            arguments are unused.
     """
 
-    def __init__(self, policy, env, kappa: float = 20.0, cost_window: int = 100, **kwargs):
+    def __init__(self, policy, env, kappa: float = 20.0, **kwargs):
         if kappa < 0:
             raise ValueError(f"kappa must be >= 0, got {kappa}")
         self.kappa = float(kappa)
-        self.cost_window = int(cost_window)
         self._violation = None
         super().__init__(policy, env, **kwargs)
 
     def _update_multiplier(self) -> None:
-        """No multiplier: the violation ``J_C - d`` of the most recent episodes."""
-        episodes = (self._rollout_episode_costs + list(self.ep_cost_buffer))[: max(self.cost_window, 1)]
-        if not episodes:
-            self._violation = None
+        """No multiplier: the violation ``J_C - d`` of the window's episodes (kept from the last
+        rollout that finished an episode)."""
+        mean_cost = self._window_mean_cost()
+        if mean_cost is None:
             return
-        limits = np.atleast_1d(np.asarray(self.cost_limit, dtype=np.float64))
-        self._violation = np.mean(np.stack(episodes), axis=0) - limits
+        self._violation = mean_cost - np.atleast_1d(np.asarray(self.cost_limit, dtype=np.float64))
         self.logger.record("train/p3o_violation", float(self._violation[0]))
 
     def _policy_loss(

@@ -43,7 +43,13 @@ class PPOLag(PPO):
         cost_gamma: discount of costs.
         cost_gae_lambda: GAE lambda of costs.
         cost_vf_coef: weight of the cost critic's loss.
-        cost_key: ``info`` key of a scalar cost.
+        cost_key: ``info`` key of a scalar cost. With one ``cost_limit`` and an env that reports
+            several costs (``info["costs"]``), this key's cost is the one constrained (PruneEnv's
+            ``"cost"``: the first budget).
+        cost_window: the episodes whose mean cost updates the multiplier: ``None`` (default)
+            this rollout's finished episodes (OmniSafe's mean episodic cost of an epoch), or
+            the last ``cost_window`` finished episodes. A rollout in which no episode finished
+            leaves the multiplier where it is.
         cost_net_arch: hidden sizes of the cost critic (default: the value network's).
         scale_cost_advantage: divide the centred cost advantage by the reward advantage's
             standard deviation too. Normalizing only the reward advantage (the paper's choice,
@@ -68,6 +74,7 @@ class PPOLag(PPO):
         cost_key: str = "cost",
         cost_net_arch: list[int] | None = None,
         scale_cost_advantage: bool = False,
+        cost_window: int | None = None,
         _init_setup_model: bool = True,
         **kwargs,
     ):
@@ -80,6 +87,9 @@ class PPOLag(PPO):
         self.cost_key = cost_key
         self.cost_net_arch = cost_net_arch
         self.scale_cost_advantage = bool(scale_cost_advantage)
+        if cost_window is not None and int(cost_window) < 1:
+            raise ValueError(f"cost_window must be None or >= 1, got {cost_window}")
+        self.cost_window = None if cost_window is None else int(cost_window)
         self.lagrange: Lagrange | None = None
         if _init_setup_model:
             self._setup_model()
@@ -119,7 +129,7 @@ class PPOLag(PPO):
             raise TypeError("PPOLag needs a policy with a cost critic (agents.ppo_lag.CostActorCriticPolicy)")
         if self.lagrange is None:  # a loaded model keeps its saved multiplier
             self.lagrange = make_lagrange(self.lagrangian, limits, **self.lagrange_kwargs)
-        self.ep_cost_buffer: deque = deque(maxlen=self._stats_window_size)
+        self.ep_cost_buffer: deque = deque(maxlen=max(self._stats_window_size, self.cost_window or 0))
         self._rollout_episode_costs: list[np.ndarray] = []
         self._running_costs = np.zeros((self.n_envs, self.n_costs))
 
@@ -128,6 +138,8 @@ class PPOLag(PPO):
     ):
         if reset_num_timesteps or self._last_obs is None:
             self._running_costs = np.zeros((self.n_envs, self.n_costs))  # the env is reset
+        if reset_num_timesteps:
+            self.ep_cost_buffer.clear()
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     @property
@@ -141,6 +153,8 @@ class PPOLag(PPO):
         costs = np.zeros((len(infos), self.n_costs), dtype=np.float64)
         for i, info in enumerate(infos):
             value = read_costs(info, self.cost_key)
+            if self.n_costs == 1 and value.size > 1:  # one limit: constrain cost_key's cost
+                value = np.asarray([info[self.cost_key]]) if self.cost_key in info else value[:1]
             if value.size != self.n_costs:
                 raise ValueError(
                     f"the env reports {value.size} cost(s) but PPOLag has {self.n_costs} cost limit(s); "
@@ -228,13 +242,21 @@ class PPOLag(PPO):
 
     # --- update -----------------------------------------------------------------------------
 
+    def _window_mean_cost(self) -> np.ndarray | None:
+        """The mean episodic cost of the episodes of ``cost_window``; ``None`` when no episode
+        finished in this rollout (an update then would count the same violation twice)."""
+        if not self._rollout_episode_costs:
+            return None
+        episodes = self._rollout_episode_costs
+        if self.cost_window is not None:
+            episodes = list(self.ep_cost_buffer)[-self.cost_window :]
+        return np.mean(np.stack(episodes), axis=0)
+
     def _update_multiplier(self) -> None:
-        """Once per rollout, before the policy update: from this rollout's finished episodes,
-        or (when none finished) the recent ones."""
-        episodes = self._rollout_episode_costs or list(self.ep_cost_buffer)
-        if not episodes:
-            return
-        self.lagrange.update(np.mean(np.stack(episodes), axis=0))
+        """Once per rollout, before the policy update, from :meth:`_window_mean_cost`."""
+        mean_cost = self._window_mean_cost()
+        if mean_cost is not None:
+            self.lagrange.update(mean_cost)
 
     def _advantages(self, rollout_data) -> tuple[th.Tensor, th.Tensor]:
         """The minibatch's reward advantage (normalized) and cost advantages (centred; also

@@ -79,3 +79,20 @@ def test_bad_arguments():
         GradientLagrange(0.5, optimizer="rmsprop")
     with pytest.raises(ValueError, match="upper_bound"):
         GradientLagrange(0.5, upper_bound=0.0)
+
+
+def test_softplus_multiplier_steps_on_its_preimage():
+    lag = GradientLagrange(cost_limit=1.0, initial_value=1.0, lr=0.5, parameterization="softplus")
+    xi = np.log(np.expm1(1.0))
+    assert lag.value == pytest.approx(1.0)
+    lag.update(3.0)  # violation 2
+    xi += 0.5 * 2.0 / (1 + np.exp(-xi))
+    assert lag.value == pytest.approx(np.log1p(np.exp(xi)))
+    for _ in range(200):
+        lag.update(0.0)  # satisfied: lambda shrinks toward 0 but stays positive
+    assert 0 < lag.value < 0.05
+    restored = GradientLagrange(cost_limit=1.0, initial_value=1.0, lr=0.5, parameterization="softplus")
+    restored.load_state_dict(lag.state_dict())
+    assert restored.update(2.0) == pytest.approx(lag.update(2.0))
+    with pytest.raises(ValueError, match="initial_value > 0"):
+        GradientLagrange(cost_limit=1.0, initial_value=0.0, parameterization="softplus")

@@ -127,7 +127,18 @@ def test_two_constraints_two_multipliers():
     values = lag.lagrange_multiplier
     assert values.shape == (2,) and (values > 0).all()
     with pytest.raises(ValueError, match="one cost_limit per cost"):
-        PPOLag("MlpPolicy", _toy(two_costs=True), cost_limit=1.0, seed=0, **FAST).learn(64)
+        PPOLag("MlpPolicy", _toy(two_costs=True), cost_limit=[1.0, 0.1, 0.1], seed=0, **FAST).learn(64)
+
+
+def test_one_limit_with_several_costs_constrains_cost_key():
+    # info["costs"] = [c, 0.5 c] and info["cost"] = c: one limit constrains info["cost"]
+    lag = PPOLag("MlpPolicy", _toy(n_envs=1, two_costs=True), cost_limit=1.0, seed=0, **FAST)
+    lag.learn(64)
+    first = np.stack(lag.ep_cost_buffer)[:, 0]
+    assert lag.n_costs == 1 and first.max() > 0
+    single = PPOLag("MlpPolicy", _toy(n_envs=1), cost_limit=1.0, seed=0, **FAST)
+    single.learn(64)
+    np.testing.assert_allclose(first, np.stack(single.ep_cost_buffer)[:, 0])  # the same cost, not 0.5 c
 
 
 @pytest.mark.parametrize("action", ["multibinary", "box"])
@@ -192,3 +203,53 @@ def test_p3o_loss_is_the_clipped_reward_surrogate_plus_the_relu_penalty():
     assert model._policy_loss(data, ratio, 0.2, th.zeros(1)).item() == pytest.approx(
         reward_loss.item(), rel=1e-6
     )
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_combined_advantage_is_the_hand_computed_one(scale):
+    from types import SimpleNamespace
+
+    lag = PPOLag("MlpPolicy", _toy(n_envs=1), seed=0, scale_cost_advantage=scale, **FAST)
+    adv = th.tensor([1.0, -2.0, 0.5, 3.0])
+    cadv = th.tensor([[0.2], [-0.1], [0.4], [0.0]])
+    ratio = th.tensor([1.5, 0.7, 1.0, 0.9])
+    lam = th.tensor([2.0])
+    got = lag._policy_loss(SimpleNamespace(advantages=adv, cost_advantages=cadv), ratio, 0.2, lam)
+    std = adv.std() + 1e-8
+    a = (adv - adv.mean()) / std
+    c = cadv[:, 0] - cadv[:, 0].mean()
+    if scale:
+        c = c / std
+    combined = (a - 2.0 * c) / 3.0
+    expected = -th.min(combined * ratio, combined * ratio.clamp(0.8, 1.2)).mean()
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_multiplier_is_updated_from_the_rollout_before_the_gradient_step():
+    lag = PPOLag("MlpPolicy", _toy(n_envs=1), seed=0, lagrange_kwargs=dict(initial_value=0.0, lr=1.0), **FAST)
+    used = []
+    original = lag._policy_loss
+
+    def spy(data, ratio, clip, multipliers):
+        used.append(float(multipliers[0]))
+        return original(data, ratio, clip, multipliers)
+
+    lag._policy_loss = spy
+    lag.learn(64)  # one rollout of 64 steps: 12 finished episodes of 5 steps
+    episodes = np.stack(lag._rollout_episode_costs)[:, 0]
+    expected = max(0.0, episodes.mean() - lag.cost_limit)  # lambda = 0 + lr * (J_c - d)
+    assert len(episodes) == 12 and expected > 0
+    assert lag.lagrange_multiplier == pytest.approx(expected)
+    assert used and all(u == pytest.approx(expected) for u in used)
+
+
+def test_no_update_from_a_rollout_without_finished_episodes_and_an_explicit_window():
+    lag = PPOLag("MlpPolicy", _toy(n_envs=1), seed=0, lagrange_kwargs=dict(initial_value=0.5, lr=1.0),
+                 **dict(FAST, n_steps=4, batch_size=4))  # fmt: skip
+    lag.learn(4)  # 4 steps of a 5-step episode: nothing finished
+    assert lag.lagrange_multiplier == 0.5
+    windowed = PPOLag("MlpPolicy", _toy(n_envs=1), seed=0, cost_window=3,
+                      lagrange_kwargs=dict(initial_value=0.0, lr=1.0), **FAST)  # fmt: skip
+    windowed.learn(64)
+    last3 = np.stack(list(windowed.ep_cost_buffer)[-3:])[:, 0].mean()
+    assert windowed.lagrange_multiplier == pytest.approx(max(0.0, last3 - windowed.cost_limit))

@@ -10,6 +10,7 @@ from agents.registry import AGENTS, validate_hyperparameters
 
 SHORT = {
     "ppo-lag": dict(n_steps=50, batch_size=25, n_epochs=2),
+    "ppo-lag-paper": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-pid-lag": dict(n_steps=50, batch_size=25, n_epochs=2),
     "p3o": dict(n_steps=50, batch_size=25, n_epochs=2),
     "saute-ppo": dict(n_steps=50, batch_size=25, n_epochs=2),
