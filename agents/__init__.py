@@ -5,12 +5,14 @@ Depends on the environment core's cost conventions only (``prune_env.costs``,
 """
 
 from agents.common.lagrange import GradientLagrange, Lagrange, PIDLagrange, make_lagrange
+from agents.cpo import CPO
 from agents.p3o import P3O
 from agents.ppo_lag import CostActorCriticPolicy, PPOLag
 from agents.registry import constrained_agents, list_agents, make_agent
 from prune_env.errors import MissingCostError
 
 __all__ = [
+    "CPO",
     "CostActorCriticPolicy",
     "GradientLagrange",
     "Lagrange",

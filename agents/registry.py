@@ -1,6 +1,6 @@
 """Named agents for scripts and leaderboards: ``make_agent(name, env, **overrides)``.
 
-Constrained agents (``AgentSpec.constrained``: ``ppo-lag``, ``ppo-pid-lag``, ``p3o``,
+Constrained agents (``AgentSpec.constrained``: ``ppo-lag``, ``ppo-lag-paper``, ``ppo-pid-lag``, ``cpo``, ``p3o``,
 ``saute-ppo``) read the cost from ``info`` and take ``cost_limit`` (default the env's
 ``budget_limit``), so they run on any Gymnasium env that reports ``info["cost"]``; the
 ``*-penalty`` agents are unconstrained algorithms trained on
@@ -24,6 +24,7 @@ from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.common.noise import DecayingNormalNoise
+from agents.cpo import CPO
 from agents.hyperparams import a2c, ddpg, ppo, td3, trpo
 from agents.p3o import P3O
 from agents.ppo_lag import PPOLag
@@ -60,6 +61,9 @@ AGENTS: dict[str, AgentSpec] = {
         AgentSpec("ppo-pid-lag", PPOLag, "MlpPolicy", ppo.PPO_PID_LAG, False, None,
                   "PPO-Lagrangian with a PID multiplier (Stooke et al. 2020)",
                   constrained=True, paper="Stooke, Achiam & Abbeel, ICML 2020"),
+        AgentSpec("cpo", CPO, "MlpPolicy", ppo.CPO, False, None,
+                  "CPO: trust-region step on the linearised cost constraint, recovery when infeasible",
+                  constrained=True, paper="Achiam et al., ICML 2017"),
         AgentSpec("p3o", P3O, "MlpPolicy", ppo.P3O, False, None,
                   "P3O: PPO with an exact ReLU penalty on the cost surrogate (Zhang et al. 2022)",
                   constrained=True, paper="Zhang et al., IJCAI 2022"),

@@ -72,3 +72,19 @@ P3O = dict(
 
 # Sauté PPO: plain PPO on the Sauté-wrapped env (the budget in the observation).
 SAUTE_PPO = dict(PPO, policy_kwargs=dict(net_arch=[32, 32], activation_fn=torch.nn.Tanh, log_std_init=-1.0))
+
+# CPO (Achiam et al. 2017): a trust region of mean KL 0.01, 15 conjugate-gradient steps, the critics
+# regressed for 10 epochs with Adam 1e-3 (OmniSafe's CPO defaults, on the PPO rollout size above).
+CPO = dict(
+    n_steps=128,
+    batch_size=64,
+    n_epochs=10,
+    learning_rate=1e-3,
+    gamma=0.99,
+    gae_lambda=0.95,
+    target_kl=0.01,
+    cg_max_steps=15,
+    policy_kwargs=dict(net_arch=[32, 32], activation_fn=torch.nn.Tanh, log_std_init=-1.0),
+    cost_gamma=0.99,
+    cost_gae_lambda=0.95,
+)

@@ -12,6 +12,7 @@ SHORT = {
     "ppo-lag": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-lag-paper": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-pid-lag": dict(n_steps=50, batch_size=25, n_epochs=2),
+    "cpo": dict(n_steps=50, batch_size=25, n_epochs=2),
     "p3o": dict(n_steps=50, batch_size=25, n_epochs=2),
     "saute-ppo": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-penalty": dict(n_steps=50, batch_size=25, n_epochs=2),

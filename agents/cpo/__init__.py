@@ -1,0 +1,3 @@
+from agents.cpo.cpo import CPO
+
+__all__ = ["CPO"]
