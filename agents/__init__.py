@@ -9,6 +9,7 @@ from agents.cpo import CPO
 from agents.p3o import P3O
 from agents.ppo_lag import CostActorCriticPolicy, PPOLag
 from agents.registry import constrained_agents, list_agents, make_agent
+from agents.sac_lag import SACLag
 from prune_env.errors import MissingCostError
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "P3O",
     "PIDLagrange",
     "PPOLag",
+    "SACLag",
     "constrained_agents",
     "list_agents",
     "make_agent",

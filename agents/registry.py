@@ -1,6 +1,6 @@
 """Named agents for scripts and leaderboards: ``make_agent(name, env, **overrides)``.
 
-Constrained agents (``AgentSpec.constrained``: ``ppo-lag``, ``ppo-lag-paper``, ``ppo-pid-lag``, ``cpo``, ``p3o``,
+Constrained agents (``AgentSpec.constrained``: ``ppo-lag``, ``ppo-lag-paper``, ``ppo-pid-lag``, ``cpo``, ``sac-lag``, ``p3o``,
 ``saute-ppo``) read the cost from ``info`` and take ``cost_limit`` (default the env's
 ``budget_limit``), so they run on any Gymnasium env that reports ``info["cost"]``; the
 ``*-penalty`` agents are unconstrained algorithms trained on
@@ -25,9 +25,10 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.common.noise import DecayingNormalNoise
 from agents.cpo import CPO
-from agents.hyperparams import a2c, ddpg, ppo, td3, trpo
+from agents.hyperparams import a2c, ddpg, ppo, sac, td3, trpo
 from agents.p3o import P3O
 from agents.ppo_lag import PPOLag
+from agents.sac_lag import SACLag
 from prune_env.wrappers import ClipToBudget, CostPenalty, MultiBinaryAsMultiDiscrete, Saute
 
 
@@ -64,6 +65,9 @@ AGENTS: dict[str, AgentSpec] = {
         AgentSpec("cpo", CPO, "MlpPolicy", ppo.CPO, False, None,
                   "CPO: trust-region step on the linearised cost constraint, recovery when infeasible",
                   constrained=True, paper="Achiam et al., ICML 2017"),
+        AgentSpec("sac-lag", SACLag, "MlpPolicy", sac.SAC_LAG, False, gym.spaces.Box,
+                  "SAC-Lagrangian: off-policy SAC with a cost critic and a multiplier (ratio mode)",
+                  constrained=True, paper="Ha et al., CoRL 2020"),
         AgentSpec("p3o", P3O, "MlpPolicy", ppo.P3O, False, None,
                   "P3O: PPO with an exact ReLU penalty on the cost surrogate (Zhang et al. 2022)",
                   constrained=True, paper="Zhang et al., IJCAI 2022"),

@@ -71,10 +71,13 @@ class TradeoffEnv(gym.Env):
     REWARD = np.array([1.0, 1.0, 0.2, 0.2]) / 4
     COST = np.array([0.1, 0.1, 1.0, 1.0]) / 4
 
-    def __init__(self, horizon: int = 5):
+    def __init__(self, horizon: int = 5, action: str = "multibinary"):
         self.horizon = horizon
         self.observation_space = gym.spaces.Box(0.0, 1.0, (2,), np.float32)
-        self.action_space = gym.spaces.MultiBinary(4)
+        # "box": how much of each unit is used, in [0, 1] (for agents with continuous actions)
+        self.action_space = (
+            gym.spaces.MultiBinary(4) if action == "multibinary" else gym.spaces.Box(0, 1, (4,))
+        )
         self.budget_limit = 0.5
         self.t = 0
 
@@ -87,7 +90,7 @@ class TradeoffEnv(gym.Env):
         return self._obs(), {}
 
     def step(self, action):
-        used = np.asarray(action, dtype=np.float64).reshape(-1)
+        used = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), 0.0, 1.0)
         self.t += 1
         reward = float(self.REWARD @ used)
         info = {"cost": float(self.COST @ used), "raw_reward": reward}

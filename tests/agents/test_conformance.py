@@ -16,7 +16,17 @@ import agents
 from agents.registry import AGENTS
 
 RANDOM_REWARD = 1.5  # E[reward] of uniformly random unit choices over an episode
-TOY = dict(n_steps=200, batch_size=100, learning_rate=1e-3, policy_kwargs=dict(net_arch=[16]))
+ON_POLICY = dict(n_steps=200, batch_size=100, learning_rate=1e-3, policy_kwargs=dict(net_arch=[16]))
+OFF_POLICY = dict(learning_starts=500, batch_size=64, policy_kwargs=dict(net_arch=[32, 32]))
+STEPS = {"sac-lag": 6_000}  # off-policy: one gradient step per environment step
+
+
+def _toy_agent(name: str, env: TradeoffEnv, **kwargs):
+    hyper = OFF_POLICY if AGENTS[name].cls.__name__.startswith("SAC") else ON_POLICY
+    return agents.make_agent(name, env, seed=0, **hyper, **kwargs)
+
+
+TOY = ON_POLICY
 
 
 class EpisodeTotals(BaseCallback):
@@ -39,10 +49,10 @@ class EpisodeTotals(BaseCallback):
 
 @pytest.mark.parametrize("name", agents.constrained_agents())
 def test_constrained_agent_keeps_the_limit_and_earns(name):
-    env = TradeoffEnv()
-    model = agents.make_agent(name, env, seed=0, cost_limit=env.budget_limit, **TOY)
+    env = TradeoffEnv(action="box" if AGENTS[name].action_space is gym.spaces.Box else "multibinary")
+    model = _toy_agent(name, env, cost_limit=env.budget_limit)
     totals = EpisodeTotals()
-    model.learn(16_000, callback=totals)
+    model.learn(STEPS.get(name, 16_000), callback=totals)
     reward, cost = np.mean(totals.episodes[-200:], axis=0)
     assert cost <= 1.5 * env.budget_limit, (reward, cost)
     assert reward >= RANDOM_REWARD + 0.5, (reward, cost)
@@ -60,7 +70,12 @@ def test_the_toy_cmdp_binds_for_unconstrained_ppo():
 def test_constrained_agent_learns_on_prune_env_and_logs_its_cost(name, tmp_path):
     action_mode = "ratio" if AGENTS[name].action_space is gym.spaces.Box else "mask"
     env = gym.make("PruneEnv-v0", task="fashion-mnist-mlp", action_mode=action_mode, eval_samples=100)
-    model = agents.make_agent(name, env, seed=0, n_steps=50, batch_size=25, n_epochs=2)
+    short = (
+        dict(learning_starts=50, buffer_size=1000)
+        if name == "sac-lag"
+        else dict(n_steps=50, batch_size=25, n_epochs=2)
+    )
+    model = agents.make_agent(name, env, seed=0, **short)
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(150)
     logged = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")

@@ -13,6 +13,7 @@ SHORT = {
     "ppo-lag-paper": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-pid-lag": dict(n_steps=50, batch_size=25, n_epochs=2),
     "cpo": dict(n_steps=50, batch_size=25, n_epochs=2),
+    "sac-lag": dict(learning_starts=50, buffer_size=1000),
     "p3o": dict(n_steps=50, batch_size=25, n_epochs=2),
     "saute-ppo": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-penalty": dict(n_steps=50, batch_size=25, n_epochs=2),

@@ -1,0 +1,3 @@
+from agents.sac_lag.sac_lag import CostReplayBuffer, SACLag
+
+__all__ = ["CostReplayBuffer", "SACLag"]
