@@ -56,6 +56,7 @@ class EpisodeRecorder(BaseCallback):
         self.total = max(int(total_timesteps), 1)
         self.on_rollout = on_rollout
         self.episodes: list[ScoredMask] = []
+        self.episode_timesteps: list[int] = []  # when each recorded episode finished
         self.log = TrainingLog()
         self._since_rollout: list[ScoredMask] = []
 
@@ -77,6 +78,7 @@ class EpisodeRecorder(BaseCallback):
             if done and "scored" in info:
                 record = info["scored"].with_source("train")
                 self.episodes.append(record)
+                self.episode_timesteps.append(int(self.num_timesteps))
                 self._since_rollout.append(record)
         return True
 
