@@ -168,9 +168,10 @@ def analyze(model: nn.Module, example_inputs) -> GroupAnalysis:
                 continue  # torch-pruning's reshape / concat / element-wise ops: nothing to mask
             name = names[module]
             if not isinstance(module, PRUNABLE_TYPES + NORM_TYPES):
+                supported = ", ".join(t.__name__ for t in PRUNABLE_TYPES + NORM_TYPES)
                 raise UnsupportedModelError(
-                    f"layer {name!r} ({type(module).__name__}) is coupled to the group of "
-                    f"{root_name!r}, and only Conv, Linear and normalization layers can be pruned"
+                    f"layer {name!r} ({type(module).__name__}) is coupled to the group of {root_name!r}; "
+                    f"PruneEnv prunes the slices of {supported} only"
                 )
             side = "out" if isinstance(module, NORM_TYPES) else _side(graph, item.dep.handler)
             if side == "in" and isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1:
