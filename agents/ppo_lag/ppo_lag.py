@@ -50,6 +50,11 @@ class PPOLag(PPO):
             this rollout's finished episodes (OmniSafe's mean episodic cost of an epoch), or
             the last ``cost_window`` finished episodes. A rollout in which no episode finished
             leaves the multiplier where it is.
+        separate_cost_clip: clip the cost critic's gradient norm on its own. One Adam optimizer
+            over all heads equals one optimizer per head (Adam's statistics are per parameter)
+            except for the shared gradient-norm clip, where the cost critic's loss can use up the
+            actor's share; this removes that coupling. Off by default: the committed results
+            were produced with the shared clip.
         cost_net_arch: hidden sizes of the cost critic (default: the value network's).
         scale_cost_advantage: divide the centred cost advantage by the reward advantage's
             standard deviation too. Normalizing only the reward advantage (the paper's choice,
@@ -75,6 +80,7 @@ class PPOLag(PPO):
         cost_net_arch: list[int] | None = None,
         scale_cost_advantage: bool = False,
         cost_window: int | None = None,
+        separate_cost_clip: bool = False,
         _init_setup_model: bool = True,
         **kwargs,
     ):
@@ -90,6 +96,7 @@ class PPOLag(PPO):
         if cost_window is not None and int(cost_window) < 1:
             raise ValueError(f"cost_window must be None or >= 1, got {cost_window}")
         self.cost_window = None if cost_window is None else int(cost_window)
+        self.separate_cost_clip = bool(separate_cost_clip)
         self.lagrange: Lagrange | None = None
         if _init_setup_model:
             self._setup_model()
@@ -242,6 +249,17 @@ class PPOLag(PPO):
 
     # --- update -----------------------------------------------------------------------------
 
+    def _clip_gradients(self) -> None:
+        if not self.separate_cost_clip:
+            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            return
+        cost = list(self.policy.cost_value_net.parameters())
+        ids = {id(p) for p in cost}
+        th.nn.utils.clip_grad_norm_(
+            [p for p in self.policy.parameters() if id(p) not in ids], self.max_grad_norm
+        )
+        th.nn.utils.clip_grad_norm_(cost, self.max_grad_norm)
+
     def _window_mean_cost(self) -> np.ndarray | None:
         """The mean episodic cost of the episodes of ``cost_window``; ``None`` when no episode
         finished in this rollout (an update then would count the same violation twice)."""
@@ -342,7 +360,7 @@ class PPOLag(PPO):
 
                 self.policy.optimizer.zero_grad()
                 loss.backward()
-                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self._clip_gradients()
                 self.policy.optimizer.step()
             self._n_updates += 1
             if not continue_training:

@@ -253,3 +253,27 @@ def test_no_update_from_a_rollout_without_finished_episodes_and_an_explicit_wind
     windowed.learn(64)
     last3 = np.stack(list(windowed.ep_cost_buffer)[-3:])[:, 0].mean()
     assert windowed.lagrange_multiplier == pytest.approx(max(0.0, last3 - windowed.cost_limit))
+
+
+def test_separate_cost_clip_leaves_the_actors_gradient_unscaled_by_the_cost_loss():
+    lag = PPOLag("MlpPolicy", _toy(n_envs=1), seed=0, separate_cost_clip=True, **FAST)
+    policy = lag.policy
+    for p in policy.parameters():
+        p.grad = th.ones_like(p) * 1e-4  # a tiny actor / value gradient
+    for p in policy.cost_value_net.parameters():
+        p.grad = th.ones_like(p) * 100.0  # a huge cost critic gradient
+    actor_before = [p.grad.clone() for p in policy.action_net.parameters()]
+    lag._clip_gradients()
+    for before, p in zip(actor_before, policy.action_net.parameters()):
+        assert th.equal(before, p.grad)  # untouched: its own norm is under max_grad_norm
+    cost_norm = th.sqrt(sum((p.grad**2).sum() for p in policy.cost_value_net.parameters()))
+    assert float(cost_norm) == pytest.approx(lag.max_grad_norm, rel=1e-4)
+    shared = PPOLag("MlpPolicy", _toy(n_envs=1), seed=0, **FAST)
+    for p in shared.policy.parameters():
+        p.grad = th.ones_like(p) * 1e-4
+    for p in shared.policy.cost_value_net.parameters():
+        p.grad = th.ones_like(p) * 100.0
+    shared._clip_gradients()
+    assert all(
+        float(p.grad.abs().max()) < 1e-5 for p in shared.policy.action_net.parameters()
+    )  # the coupling
