@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from agents.common.buffers import CostRolloutBuffer
 from agents.common.lagrange import Lagrange, make_lagrange
+from agents.common.limits import env_budget_limit
 from agents.ppo_lag.policies import CostActorCriticPolicy
 from prune_env.costs import read_costs
 
@@ -106,12 +107,7 @@ class PPOLag(PPO):
     def _resolve_cost_limit(self) -> list[float]:
         limit = self.cost_limit
         if limit is None:
-            try:
-                limit = self.env.get_attr("budget_limit", indices=[0])[0]
-            except (AttributeError, TypeError) as exc:
-                raise ValueError(
-                    "cost_limit is None and the env has no budget_limit attribute; pass cost_limit=..."
-                ) from exc
+            limit = env_budget_limit(self.env)
         limits = [float(v) for v in (limit if isinstance(limit, (list, tuple, np.ndarray)) else [limit])]
         if not limits or not all(np.isfinite(limits)):
             raise ValueError(f"cost_limit must be finite numbers, got {limit!r}")

@@ -23,6 +23,7 @@ from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
 from agents.common.lagrange import Lagrange, make_lagrange
+from agents.common.limits import env_budget_limit
 from prune_env.costs import read_costs
 
 
@@ -90,12 +91,7 @@ class SACLag(SAC):
 
     def _setup_model(self) -> None:
         if self.cost_limit is None:
-            try:
-                limit = self.env.get_attr("budget_limit", indices=[0])[0]
-            except (AttributeError, TypeError) as exc:
-                raise ValueError(
-                    "cost_limit is None and the env has no budget_limit; pass cost_limit=..."
-                ) from exc
+            limit = env_budget_limit(self.env)
             self.cost_limit = float(limit[0] if isinstance(limit, (list, tuple)) else limit)
         super()._setup_model()
         self.cost_critic = self.policy.make_critic(features_extractor=None).to(self.device)
