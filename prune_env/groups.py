@@ -53,6 +53,9 @@ class PrunableGroup:
     slices: list[UnitSlice] = field(repr=False)
     params_share: float = 0.0  # share of dense parameters touched by this group
     flops_share: float = 0.0  # share of dense MACs touched by this group
+    # True when a unit is not one root channel but a set of channels a grouped convolution ties
+    # together (one of its convolution groups, with the channels that feed it)
+    tied: bool = False
 
     @property
     def coupled(self) -> bool:
@@ -69,6 +72,7 @@ class LayerInfo:
     macs: float  # dense multiply-accumulates for one example (0 for non conv/linear)
     out_size: int | None
     in_size: int | None
+    conv_groups: int = 1  # a convolution's ``groups``: its weight holds in_size / conv_groups inputs
 
 
 @dataclass
@@ -174,11 +178,6 @@ def analyze(model: nn.Module, example_inputs) -> GroupAnalysis:
                     f"PruneEnv prunes the slices of {supported} only"
                 )
             side = "out" if isinstance(module, NORM_TYPES) else _side(graph, item.dep.handler)
-            if side == "in" and isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1:
-                raise UnsupportedModelError(
-                    f"layer {name!r} is a grouped convolution whose inputs are pruned with "
-                    f"{root_name!r}; grouped convolutions are not supported"
-                )
             if None in item.root_idxs:
                 raise UnsupportedModelError(
                     f"torch-pruning lost the unit mapping of layer {name!r} in the group of {root_name!r}"
@@ -216,6 +215,7 @@ def analyze(model: nn.Module, example_inputs) -> GroupAnalysis:
 
     if not groups:
         raise UnsupportedModelError("the model has no prunable group besides its classifier")
+    groups = tie_grouped_convolutions(groups, modules, order)
     groups.sort(key=lambda g: min(order.index(n) for n in g.layers))
     total_params = sum(p.numel() for p in model.parameters())
     total_macs = sum(macs.values())
@@ -228,6 +228,107 @@ def analyze(model: nn.Module, example_inputs) -> GroupAnalysis:
     return GroupAnalysis(groups=groups, layers=layers, classifier=classifier, execution_order=order)
 
 
+def is_grouped_conv(module: nn.Module) -> bool:
+    """A convolution whose weight holds only a share of its inputs (``groups`` > 1), depthwise
+    ones included."""
+    return isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1
+
+
+class _UnionFind:
+    def __init__(self):
+        self.parent: dict = {}
+
+    def find(self, node):
+        self.parent.setdefault(node, node)
+        root = node
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[node] != root:
+            self.parent[node], node = root, self.parent[node]
+        return root
+
+    def union(self, a, b) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+def tie_grouped_convolutions(
+    groups: list[PrunableGroup], modules: dict[str, nn.Module], order: list[str]
+) -> list[PrunableGroup]:
+    """Merge the units a grouped convolution ties together.
+
+    A convolution with ``g`` groups computes output group ``k`` from input group ``k`` only,
+    and its weight has the same number of inputs for every group, so single channels cannot be
+    removed; whole convolution groups can. Every unit whose channels reach input or output group
+    ``k`` of such a layer therefore becomes one unit (the groups that own them are merged into
+    one step): removing it removes the convolution group, its inputs and its outputs. Depthwise
+    convolutions need nothing here (Torch-Pruning already couples their inputs with their
+    outputs, one channel per group).
+    """
+    ties = _UnionFind()
+    tied_layers: dict[str, list[tuple[int, UnitSlice]]] = {}
+    for gi, group in enumerate(groups):
+        for s in group.slices:
+            conv = modules[s.module]
+            if is_grouped_conv(conv) and not conv.groups == conv.in_channels == conv.out_channels:
+                tied_layers.setdefault(s.module, []).append((gi, s))
+    if not tied_layers:
+        return groups
+    for name, items in tied_layers.items():
+        conv = modules[name]
+        per_in, per_out = conv.in_channels // conv.groups, conv.out_channels // conv.groups
+        reached = np.zeros(conv.in_channels, dtype=bool)
+        for gi, s in items:
+            if s.side == "in":
+                reached[s.positions] = True
+            for k, unit in zip(s.positions // (per_in if s.side == "in" else per_out), s.units):
+                ties.union((gi, int(unit)), ("conv-group", name, int(k)))
+        if not reached.all():
+            raise UnsupportedModelError(
+                f"layer {name!r} is a grouped convolution ({conv.groups} groups) reading channels no "
+                "prunable group owns (the network input, or a layer kept whole), so none of its "
+                "convolution groups can be removed; prune the model without it (wrap it so that it "
+                "is a leaf no group reaches) or give it groups=1"
+            )
+    # groups sharing a tie are merged; inside, a unit is a set of tied (group, unit) pairs
+    merged = _UnionFind()
+    owner: dict = {}
+    for gi, group in enumerate(groups):
+        merged.find(gi)
+        for unit in range(group.width):
+            root = ties.find((gi, unit))
+            merged.union(gi, owner.setdefault(root, gi))
+    members: dict[int, list[int]] = {}
+    for gi in range(len(groups)):
+        members.setdefault(merged.find(gi), []).append(gi)
+    result = []
+    for indices in members.values():
+        indices.sort(key=lambda gi: min(order.index(n) for n in groups[gi].layers))
+        ids: dict = {}
+        for gi in indices:
+            for unit in range(groups[gi].width):
+                ids.setdefault(ties.find((gi, unit)), len(ids))
+        lead = groups[indices[0]]
+        if len(indices) == 1 and len(ids) == lead.width:
+            result.append(lead)
+            continue
+        slices = [
+            UnitSlice(
+                s.module,
+                s.side,
+                s.positions,
+                np.array([ids[ties.find((gi, int(u)))] for u in s.units], dtype=np.int64),
+            )
+            for gi in indices
+            for s in groups[gi].slices
+        ]
+        layers = sorted({n for gi in indices for n in groups[gi].layers}, key=order.index)
+        result.append(
+            PrunableGroup(index=-1, name=lead.name, kind=lead.kind, width=len(ids), in_width=lead.in_width,
+                          kernel_size=lead.kernel_size, stride=lead.stride, layers=layers, slices=slices, tied=True)
+        )  # fmt: skip
+    return result
+
+
 def _layer_info(name: str, module: nn.Module, macs: float) -> LayerInfo:
     if isinstance(module, nn.modules.conv._ConvNd):
         out_size, in_size = module.out_channels, module.in_channels
@@ -236,7 +337,7 @@ def _layer_info(name: str, module: nn.Module, macs: float) -> LayerInfo:
     else:
         out_size, in_size = getattr(module, "num_features", None), None
     shapes = {k: tuple(p.shape) for k, p in module.named_parameters(recurse=False)}
-    return LayerInfo(name, shapes, float(macs), out_size, in_size)
+    return LayerInfo(name, shapes, float(macs), out_size, in_size, getattr(module, "groups", 1))
 
 
 def _touched_params(group: PrunableGroup, layers: dict[str, LayerInfo]) -> int:
@@ -247,7 +348,7 @@ def _touched_params(group: PrunableGroup, layers: dict[str, LayerInfo]) -> int:
         for shape in info.param_shapes.values():
             if s.side == "out":
                 total += len(s.positions) * int(np.prod(shape[1:]))
-            elif len(shape) > 1:
+            elif len(shape) > 1 and info.conv_groups == 1:  # a grouped conv loses rows, counted out
                 total += len(s.positions) * shape[0] * int(np.prod(shape[2:]))
     return total
 

@@ -19,7 +19,14 @@ import torch
 from torch import nn
 
 from prune_env.errors import PruningMismatchError, UnsupportedModelError
-from prune_env.groups import GroupAnalysis, PrunableGroup, UnitSlice, build_dependency_graph, call_model
+from prune_env.groups import (
+    GroupAnalysis,
+    PrunableGroup,
+    UnitSlice,
+    build_dependency_graph,
+    call_model,
+    is_grouped_conv,
+)
 
 #: Two networks agree when their outputs differ by at most this, relative to the output scale.
 AGREEMENT_TOLERANCE = 1e-4
@@ -44,9 +51,19 @@ def apply_masks(model: nn.Module, groups: Sequence[PrunableGroup], keep: Keep) -
                     for param in module.parameters(recurse=False):
                         idx = torch.as_tensor(positions, device=param.device)
                         param.index_fill_(0, idx, 0.0)
+                elif is_grouped_conv(module):  # whole convolution groups: their output rows
+                    rows = torch.as_tensor(_group_rows(module, positions), device=module.weight.device)
+                    for param in module.parameters(recurse=False):
+                        param.index_fill_(0, rows, 0.0)
                 else:
                     idx = torch.as_tensor(positions, device=module.weight.device)
                     module.weight.index_fill_(1, idx, 0.0)
+
+
+def _group_rows(conv: nn.Module, in_positions: np.ndarray) -> np.ndarray:
+    """The output rows of the convolution groups that read ``in_positions``."""
+    per_in, per_out = conv.in_channels // conv.groups, conv.out_channels // conv.groups
+    return (np.unique(in_positions // per_in)[:, None] * per_out + np.arange(per_out)).ravel()
 
 
 def prune_copy(model: nn.Module, example_inputs, groups: Sequence[PrunableGroup], keep: Keep) -> nn.Module:
@@ -60,6 +77,11 @@ def prune_copy(model: nn.Module, example_inputs, groups: Sequence[PrunableGroup]
             continue
         if drop.size >= group.width:
             raise PruningMismatchError(f"group {group.name!r} would lose all of its {group.width} units")
+        if group.tied:
+            raise PruningMismatchError(
+                f"group {group.name!r} removes whole convolution groups, which Torch-Pruning's root-channel "
+                "indices cannot express; export it with cut_copy"
+            )
         root = modules[group.name]
         pruner = graph.get_pruner_of_module(root)
         try:
@@ -83,16 +105,21 @@ def export_plan(model: nn.Module, groups: Sequence[PrunableGroup]) -> ExportPlan
     """Which positions of which layer belong to which group's units, computed once per model, so
     that an export cuts the dense tensors directly instead of re-tracing the dependency graph
     (the plan is the groups' own slices, the ones the masks zero). ``None`` when a group touches
-    a layer :func:`cut_copy` cannot cut (grouped convolutions, GroupNorm, ...)."""
-    modules = dict(model.named_modules())
+    a layer :func:`cut_copy` cannot cut (GroupNorm, InstanceNorm, ...)."""
+    if uncuttable_layers(model, groups):
+        return None
     plan: ExportPlan = {}
     for group in groups:
         for s in group.slices:
-            module = modules[s.module]
-            if not isinstance(module, CUTTABLE_TYPES) or getattr(module, "groups", 1) != 1:
-                return None
             plan.setdefault(s.module, []).append((group.index, s))
     return plan
+
+
+def uncuttable_layers(model: nn.Module, groups: Sequence[PrunableGroup]) -> list[str]:
+    """The layers in some group that :func:`cut_copy` cannot cut."""
+    modules = dict(model.named_modules())
+    names = {s.module for g in groups for s in g.slices}
+    return sorted(n for n in names if not isinstance(modules[n], CUTTABLE_TYPES))
 
 
 def cut_copy(model: nn.Module, plan: ExportPlan, keep: Keep) -> nn.Module:
@@ -143,6 +170,9 @@ def _cut(module: nn.Module, out_keep: torch.Tensor | None, in_keep: torch.Tensor
                     setattr(module, attr, nn.Parameter(cut, requires_grad=tensor.requires_grad))
                 else:
                     setattr(module, attr, cut)  # a buffer: assigning a tensor keeps it registered
+        if is_grouped_conv(module):
+            _regroup(module, out_keep, in_keep)
+            return
         if in_keep is not None:
             weight = module.weight
             module.weight = nn.Parameter(
@@ -154,6 +184,22 @@ def _cut(module: nn.Module, out_keep: torch.Tensor | None, in_keep: torch.Tensor
         module.out_features, module.in_features = module.weight.shape[0], module.weight.shape[1]
     elif out_keep is not None:
         module.num_features = len(out_keep)
+
+
+def _regroup(conv: nn.Module, out_keep: torch.Tensor | None, in_keep: torch.Tensor | None) -> None:
+    """A grouped convolution after its rows were cut: whole convolution groups are gone (its
+    weight's input dimension, per group, is unchanged); anything else is a broken tie."""
+    per_in, per_out = conv.in_channels // conv.groups, conv.out_channels // conv.groups
+    rows = torch.arange(conv.out_channels) if out_keep is None else out_keep.cpu()
+    kept = torch.unique(rows // per_out)
+    inputs = kept if in_keep is None else torch.unique(in_keep.cpu() // per_in)
+    whole = len(rows) == len(kept) * per_out and (in_keep is None or len(in_keep) == len(inputs) * per_in)
+    if not whole or not torch.equal(inputs, kept):
+        raise PruningMismatchError(
+            "a grouped convolution would lose part of a convolution group; please report this model to prune-env"
+        )
+    conv.groups = len(kept)
+    conv.out_channels, conv.in_channels = len(rows), len(kept) * per_in
 
 
 def output_gap(reference: nn.Module, candidate: nn.Module, inputs) -> float:
@@ -211,13 +257,23 @@ def probe_groups(model: nn.Module, example_inputs, analysis: GroupAnalysis, seed
     rng = np.random.default_rng(seed)
     groups = analysis.groups
     keep = random_keep(groups, rng)
-    if _agrees(model, example_inputs, groups, keep):
+    plan = None
+    if any(g.tied for g in groups):
+        plan = export_plan(model, groups)
+        if plan is None:
+            tied = ", ".join(repr(g.name) for g in groups if g.tied)
+            raise UnsupportedModelError(
+                f"group(s) {tied} remove whole convolution groups, which only prune-env's own export "
+                f"can cut, and it cannot cut layer(s) {', '.join(map(repr, uncuttable_layers(model, groups)))}; "
+                "give the grouped convolutions groups=1 or replace those layers with BatchNorm"
+            )
+    if _agrees(model, example_inputs, groups, keep, plan):
         return
     failing = []
     for group in groups:
         alone = [np.ones(g.width, dtype=bool) for g in groups]
         alone[group.index] = keep[group.index]
-        if not _agrees(model, example_inputs, groups, alone):
+        if not _agrees(model, example_inputs, groups, alone, plan):
             failing.append(group)
     if not failing:  # only the combination fails: report every group
         failing = list(groups)
@@ -229,10 +285,15 @@ def probe_groups(model: nn.Module, example_inputs, analysis: GroupAnalysis, seed
     )
 
 
-def _agrees(model: nn.Module, example_inputs, groups, keep) -> bool:
-    masked = masked_copy(model, groups, keep)
+def _agrees(model: nn.Module, example_inputs, groups, keep, plan: ExportPlan | None) -> bool:
+    """Masked == pruned: by Torch-Pruning for groups of root channels, and by the export plan's
+    cut for tied groups (whose units Torch-Pruning does not know)."""
+    untied = [np.ones(g.width, dtype=bool) if g.tied else keep[g.index] for g in groups]
     try:
-        check_export(masked, prune_copy(model, example_inputs, groups, keep), example_inputs)
+        if not all(k.all() for k in untied):
+            check_export(masked_copy(model, groups, untied), prune_copy(model, example_inputs, groups, untied), example_inputs)  # fmt: skip
+        if plan is not None and any(g.tied and not keep[g.index].all() for g in groups):
+            check_export(masked_copy(model, groups, keep), cut_copy(model, plan, keep), example_inputs)
     except (PruningMismatchError, UnsupportedModelError):
         return False
     return True

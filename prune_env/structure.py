@@ -51,7 +51,8 @@ class StructureEstimate:
         macs = 0.0
         for name, info in self.analysis.layers.items():
             out_removed = self._pruned(name, "out", dropped)
-            in_removed = self._pruned(name, "in", dropped)
+            # a grouped conv loses whole convolution groups: rows, counted on its output side
+            in_removed = self._pruned(name, "in", dropped) if info.conv_groups == 1 else 0
             for rows, cols, rest, dense in self._tensors[name]:
                 kept_cols = (cols - in_removed) if cols is not None else 1
                 removed_params += dense - (rows - out_removed) * kept_cols * rest

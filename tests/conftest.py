@@ -45,6 +45,29 @@ class ConcatFlattenNet(nn.Module):
         return self.fc(torch.flatten(torch.cat([self.a(x), self.b(x)], 1), 1))
 
 
+def conv_linear_macs(model: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of the conv and linear layers, counted from the shapes they see:
+    an independent check of the analytic estimate's MAC ratio."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        else:
+            per_output = module.in_features
+        total += output.numel() * per_output
+
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return total
+
+
 def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
     """Give BatchNorm layers non-trivial statistics, so masking bugs cannot hide behind 0/1."""
     g = torch.Generator().manual_seed(seed)
