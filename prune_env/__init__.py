@@ -13,6 +13,7 @@ from prune_env.budgets import Budget, CallableBudget, Flops, Latency, Params
 from prune_env.costs import read_costs
 from prune_env.env import PruneEnv
 from prune_env.errors import (
+    AnalysisTooCostlyError,
     BudgetError,
     CheckpointNotFoundError,
     DatasetNotFoundError,
@@ -57,6 +58,7 @@ __all__ = [
     "ScoredMask",
     "ScoringProtocol",
     "UnknownTaskError",
+    "AnalysisTooCostlyError",
     "UnsupportedModelError",
     "cache_dir",
     "get_task",

@@ -19,6 +19,11 @@ class UnsupportedModelError(PruneEnvError, ValueError):
     networks would disagree, or structural pruning fails."""
 
 
+class AnalysisTooCostlyError(UnsupportedModelError):
+    """Finding a model's prunable groups went past its bound of memory or time (the stage and
+    how to lower the cost are in the message)."""
+
+
 class PruningMismatchError(PruneEnvError, RuntimeError):
     """A physically pruned network disagreed with its masked twin (a pruning-library defect)."""
 

@@ -17,6 +17,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from prune_env.analysis_bounds import bounded_group_search
 from prune_env.errors import UnsupportedModelError
 
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -53,8 +54,9 @@ class PrunableGroup:
     slices: list[UnitSlice] = field(repr=False)
     params_share: float = 0.0  # share of dense parameters touched by this group
     flops_share: float = 0.0  # share of dense MACs touched by this group
-    # True when a unit is not one root channel but a set of channels a grouped convolution ties
-    # together (one of its convolution groups, with the channels that feed it)
+    # True when the group runs through a layer that keeps whole channel groups (a grouped
+    # convolution, a GroupNorm): a unit may then be several root channels (one convolution group
+    # with the channels that feed it), and only prune-env's own cut exports it
     tied: bool = False
 
     @property
@@ -152,7 +154,8 @@ def analyze(model: nn.Module, example_inputs) -> GroupAnalysis:
         names = {m: n for n, m in modules.items()}
         classifier = order[-1]
         graph = build_dependency_graph(model, example_inputs)
-        raw_groups = list(graph.get_all_groups(ignored_layers=[modules[classifier]]))
+        with bounded_group_search():
+            raw_groups = list(graph.get_all_groups(ignored_layers=[modules[classifier]]))
     finally:
         model.train(was_training)
 
@@ -171,6 +174,14 @@ def analyze(model: nn.Module, example_inputs) -> GroupAnalysis:
             if module not in names or not any(True for _ in module.parameters(recurse=False)):
                 continue  # torch-pruning's reshape / concat / element-wise ops: nothing to mask
             name = names[module]
+            if isinstance(module, nn.LayerNorm):
+                raise UnsupportedModelError(
+                    f"layer {name!r} (LayerNorm) normalizes the channels of the group of {root_name!r}: "
+                    "a LayerNorm's mean and variance run over every channel, so a masked channel "
+                    "(zeroed) still counts in them and the masked network would not equal the pruned "
+                    "one. LayerNorm inside a group is not supported yet (ConvNeXt, Swin, ViT); a "
+                    "BatchNorm or GroupNorm in its place is (GroupNorm loses whole norm groups)"
+                )
             if not isinstance(module, PRUNABLE_TYPES + NORM_TYPES):
                 supported = ", ".join(t.__name__ for t in PRUNABLE_TYPES + NORM_TYPES)
                 raise UnsupportedModelError(
@@ -234,6 +245,20 @@ def is_grouped_conv(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1
 
 
+def channel_groups(module: nn.Module) -> tuple[int, int] | None:
+    """(inputs, outputs) per group of a layer that computes each group of channels from its own
+    group only and must keep whole groups: a grouped convolution (not depthwise, which
+    Torch-Pruning couples channel by channel) or a GroupNorm (its statistics run over a group,
+    and its ``num_groups`` shrinks with it, which Torch-Pruning 1.6 does not do). ``None`` for
+    every other layer."""
+    if is_grouped_conv(module) and not module.groups == module.in_channels == module.out_channels:
+        return module.in_channels // module.groups, module.out_channels // module.groups
+    if isinstance(module, nn.GroupNorm):  # also one channel per group: num_groups must shrink
+        per = module.num_channels // module.num_groups
+        return per, per
+    return None
+
+
 class _UnionFind:
     def __init__(self):
         self.parent: dict = {}
@@ -254,7 +279,7 @@ class _UnionFind:
 def tie_grouped_convolutions(
     groups: list[PrunableGroup], modules: dict[str, nn.Module], order: list[str]
 ) -> list[PrunableGroup]:
-    """Merge the units a grouped convolution ties together.
+    """Merge the units a grouped convolution (or a GroupNorm) ties together.
 
     A convolution with ``g`` groups computes output group ``k`` from input group ``k`` only,
     and its weight has the same number of inputs for every group, so single channels cannot be
@@ -262,26 +287,33 @@ def tie_grouped_convolutions(
     ``k`` of such a layer therefore becomes one unit (the groups that own them are merged into
     one step): removing it removes the convolution group, its inputs and its outputs. Depthwise
     convolutions need nothing here (Torch-Pruning already couples their inputs with their
-    outputs, one channel per group).
+    outputs, one channel per group). A GroupNorm ties the channels of each of its groups the
+    same way: a masked channel would still count in its group's statistics, a removed group
+    does not.
     """
     ties = _UnionFind()
     tied_layers: dict[str, list[tuple[int, UnitSlice]]] = {}
     for gi, group in enumerate(groups):
         for s in group.slices:
-            conv = modules[s.module]
-            if is_grouped_conv(conv) and not conv.groups == conv.in_channels == conv.out_channels:
+            if channel_groups(modules[s.module]) is not None:
                 tied_layers.setdefault(s.module, []).append((gi, s))
     if not tied_layers:
         return groups
+    touched = {gi for items in tied_layers.values() for gi, _ in items}
     for name, items in tied_layers.items():
         conv = modules[name]
-        per_in, per_out = conv.in_channels // conv.groups, conv.out_channels // conv.groups
+        per_in, per_out = channel_groups(conv)
+        if isinstance(conv, nn.GroupNorm):  # one side: its channels, all owned by the groups
+            for gi, s in items:
+                for k, unit in zip(s.positions // per_out, s.units):
+                    ties.union((gi, int(unit)), ("channel-group", name, int(k)))
+            continue
         reached = np.zeros(conv.in_channels, dtype=bool)
         for gi, s in items:
             if s.side == "in":
                 reached[s.positions] = True
             for k, unit in zip(s.positions // (per_in if s.side == "in" else per_out), s.units):
-                ties.union((gi, int(unit)), ("conv-group", name, int(k)))
+                ties.union((gi, int(unit)), ("channel-group", name, int(k)))
         if not reached.all():
             raise UnsupportedModelError(
                 f"layer {name!r} is a grouped convolution ({conv.groups} groups) reading channels no "
@@ -308,7 +340,7 @@ def tie_grouped_convolutions(
             for unit in range(groups[gi].width):
                 ids.setdefault(ties.find((gi, unit)), len(ids))
         lead = groups[indices[0]]
-        if len(indices) == 1 and len(ids) == lead.width:
+        if len(indices) == 1 and indices[0] not in touched:
             result.append(lead)
             continue
         slices = [

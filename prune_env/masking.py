@@ -95,7 +95,9 @@ def prune_copy(model: nn.Module, example_inputs, groups: Sequence[PrunableGroup]
 
 # Layers whose tensors :func:`cut_copy` knows how to cut; a model with any other layer in a group
 # is exported by Torch-Pruning (:func:`prune_copy`) every time.
-CUTTABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+CUTTABLE_TYPES = (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm,
+)  # fmt: skip
 
 # layer name -> the (group index, slice) pairs that touch it
 ExportPlan = dict[str, list[tuple[int, UnitSlice]]]
@@ -142,6 +144,8 @@ def _sizes(module: nn.Module) -> tuple[int, int | None]:
         return module.out_channels, module.in_channels
     if isinstance(module, nn.Linear):
         return module.out_features, module.in_features
+    if isinstance(module, nn.GroupNorm):
+        return module.num_channels, None
     return module.num_features, None
 
 
@@ -182,8 +186,21 @@ def _cut(module: nn.Module, out_keep: torch.Tensor | None, in_keep: torch.Tensor
         module.out_channels, module.in_channels = module.weight.shape[0], module.weight.shape[1]
     elif isinstance(module, nn.Linear):
         module.out_features, module.in_features = module.weight.shape[0], module.weight.shape[1]
+    elif isinstance(module, nn.GroupNorm) and out_keep is not None:
+        _cut_group_norm(module, out_keep)
     elif out_keep is not None:
         module.num_features = len(out_keep)
+
+
+def _cut_group_norm(norm: nn.GroupNorm, out_keep: torch.Tensor) -> None:
+    """A GroupNorm after its channels were cut: whole norm groups are gone, or the tie broke."""
+    per = norm.num_channels // norm.num_groups
+    kept = torch.unique(out_keep.cpu() // per)
+    if len(out_keep) != len(kept) * per:
+        raise PruningMismatchError(
+            "a GroupNorm would lose part of a norm group; please report this model to prune-env"
+        )
+    norm.num_groups, norm.num_channels = len(kept), len(out_keep)
 
 
 def _regroup(conv: nn.Module, out_keep: torch.Tensor | None, in_keep: torch.Tensor | None) -> None:

@@ -112,3 +112,53 @@ def test_a_grouped_convolution_on_unprunable_inputs_is_refused_by_name():
     torch.manual_seed(0)
     with pytest.raises(UnsupportedModelError, match=r"'stem' is a grouped convolution \(2 groups\)"):
         _env(GroupedStem(), (4, 8, 8))
+
+
+class GroupNormNet(nn.Module):
+    """conv (12) -> GroupNorm(4 groups of 3) -> conv (8) -> GroupNorm(8 groups of 1) -> fc: both
+    groups are exported by the cut (Torch-Pruning 1.6 leaves num_groups as it was)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.gn1 = nn.Conv2d(3, 12, 3, padding=1), nn.GroupNorm(4, 12)
+        self.conv2, self.gn2 = nn.Conv2d(12, 8, 3, padding=1), nn.GroupNorm(8, 8)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = torch.relu(self.gn1(self.conv1(x)))
+        return self.fc(torch.relu(self.gn2(self.conv2(x))).mean((2, 3)))
+
+
+def test_a_group_norm_ties_the_channels_of_each_norm_group():
+    torch.manual_seed(0)
+    model = GroupNormNet()
+    with torch.no_grad():
+        for norm in (model.gn1, model.gn2):
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.2, 0.2)
+    env = _env(model, (3, 8, 8))
+    assert [(g.name, g.width, g.tied) for g in env.groups] == [("conv1", 4, True), ("conv2", 8, True)]
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        keep = random_keep(env.groups, rng)
+        pruned = env.export(keep)
+        assert pruned.gn1.num_groups == int(keep[0].sum()) and pruned.gn1.num_channels == 3 * int(
+            keep[0].sum()
+        )
+        assert pruned.gn2.num_groups == pruned.gn2.num_channels == int(keep[1].sum())
+        with torch.no_grad():
+            gap = float((masked_copy(env.model, env.groups, keep)(x) - pruned(x)).abs().max())
+        assert gap <= AGREEMENT_TOLERANCE
+        assert env.estimate.ratios(keep)[0] == pytest.approx(
+            count_params(pruned) / count_params(env.model), abs=1e-12
+        )
+
+
+def test_layer_norm_in_a_group_is_refused_with_the_reason():
+    model = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 3))
+    x = torch.randn(4, 6)
+    with pytest.raises(
+        UnsupportedModelError, match=r"'1' \(LayerNorm\) normalizes the channels of the group of '0'"
+    ):
+        PruneEnv(model=model.eval(), eval_data=(x, torch.zeros(4, dtype=torch.long)), eval_samples=4)
