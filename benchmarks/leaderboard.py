@@ -1,7 +1,7 @@
 """Run a leaderboard grid: agents x tasks x budgets x seeds, each entry the whole pipeline.
 
     python benchmarks/leaderboard.py --config benchmarks/configs/NAME.yaml [--workers N] [--max-entries N]
-        [--ray | --ray-address ADDRESS]
+        [--seeds S ...] [--ray | --ray-address ADDRESS]
 
 Every entry is `prune-env prune`'s pipeline (search, physical pruning, the same fine-tune for
 everyone, test evaluation); classic baselines (uniform-l1, global-l1, taylor, bn-scale,
@@ -187,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--max-entries", type=int, default=None, help="stop after this many new entries")
     parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None,
+        help="run only these of the config's seeds now (a long grid, a seed at a time; the rest stay to do)",
+    )  # fmt: skip
+    parser.add_argument(
         "--workers", type=int, default=1, help="entries run at a time, each in its own process"
     )
     parser.add_argument(
@@ -207,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     results = Path(config["results"])
     done = read_results(results)
     finished = {entry_key(e) for e in done}
-    todo = [k for k in grid(config) if k not in finished]
+    if args.seeds is not None and not set(args.seeds) <= set(config["seeds"]):
+        parser.error(f"--seeds {args.seeds}: the config's seeds are {config['seeds']}")
+    todo = [k for k in grid(config) if k not in finished and (args.seeds is None or k[4] in args.seeds)]
     if args.max_entries is not None:
         todo = todo[: args.max_entries]
     print(f"{len(finished)} entries done, {len(todo)} to run -> {results}", file=sys.stderr)

@@ -135,5 +135,10 @@ def resnet18(num_classes: int = 10) -> CifarResNet:
     return CifarResNet([2, 2, 2, 2], [64, 128, 256, 512], num_classes)
 
 
+def resnet20(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
+    """He et al.'s CIFAR ResNet-20 (3 stages of 3 basic blocks, 16/32/64 channels)."""
+    return CifarResNet([3, 3, 3], [16, 32, 64], num_classes, in_channels)
+
+
 def resnet56(num_classes: int = 10) -> CifarResNet:
     return CifarResNet([9, 9, 9], [16, 32, 64], num_classes)

@@ -198,3 +198,30 @@ def test_matched_searches_need_an_rl_entry_of_their_cell(tmp_path):
     assert [e["agent"] for e in entries] == ["random-search", "evolution"]
     for e in entries:
         assert not e["satisfied"] and "add an RL agent to the config" in e["error"]
+
+
+def test_seeds_runs_a_subset_of_the_grid_and_rejects_others(tmp_path):
+    config = yaml.safe_load((ROOT / "benchmarks" / "configs" / "smoke.yaml").read_text())
+    config.update(agents=["uniform-l1"], seeds=[0, 1], results=str(tmp_path / "seeds.jsonl"))
+    path = tmp_path / "seeds.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = _run("benchmarks/leaderboard.py", "--config", str(path), "--seeds", "1")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "0 entries done, 1 to run" in run.stderr
+    assert [json.loads(line)["seed"] for line in (tmp_path / "seeds.jsonl").read_text().splitlines()] == [1]
+    rest = _run("benchmarks/leaderboard.py", "--config", str(path), "--seeds", "0", "--max-entries", "0")
+    assert rest.returncode == 0 and "1 entries done, 0 to run" in rest.stderr
+    bad = _run("benchmarks/leaderboard.py", "--config", str(path), "--seeds", "5")
+    assert bad.returncode == 2 and "the config's seeds are [0, 1]" in bad.stderr
+
+
+def test_the_cpu_leaderboards_share_one_protocol():
+    """The CNN and ResNet-20 boards differ only in their task and results file: comparable cells."""
+    configs = {
+        name: yaml.safe_load((ROOT / "benchmarks" / "configs" / f"{name}.yaml").read_text())
+        for name in ("fmnist-cnn-cpu", "fmnist-resnet-cpu")
+    }
+    cnn, resnet = (dict(c) for c in configs.values())
+    assert resnet.pop("tasks") == ["fashion-mnist-resnet20"] and cnn.pop("tasks") == ["fashion-mnist-cnn"]
+    assert resnet.pop("results") != cnn.pop("results")
+    assert resnet == cnn

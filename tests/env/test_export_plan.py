@@ -24,6 +24,7 @@ NETWORKS = {
     "fashion-cnn": (lambda: models.FashionCNN(), (1, 28, 28)),
     "residual": (lambda: ResidualNet(), (1, 8, 8)),
     "resnet-small": (lambda: models.CifarResNet([1, 1, 1], [8, 16, 32]), (3, 16, 16)),
+    "resnet20": (lambda: models.resnet20(in_channels=1), (1, 28, 28)),
     "vgg11": (lambda: models.CifarVGG(11), (3, 32, 32)),
 }
 

@@ -16,6 +16,7 @@ from prune_env.zoo import models
 ZOO = {
     "fashion-mnist-mlp": (models.LeNet300100, (1, 28, 28)),
     "fashion-mnist-cnn": (models.FashionCNN, (1, 28, 28)),
+    "fashion-mnist-resnet20": (lambda: models.resnet20(in_channels=1), (1, 28, 28)),
     "cifar10-vgg11": (lambda: models.CifarVGG(11), (3, 32, 32)),
     "cifar10-vgg16": (lambda: models.CifarVGG(16), (3, 32, 32)),
     "cifar10-vgg19": (lambda: models.CifarVGG(19), (3, 32, 32)),
@@ -25,6 +26,7 @@ ZOO = {
 EXPECTED_GROUPS = {
     "fashion-mnist-mlp": 2,
     "fashion-mnist-cnn": 6,
+    "fashion-mnist-resnet20": 12,
     "cifar10-vgg11": 8,
     "cifar10-vgg16": 13,
     "cifar10-vgg19": 16,

@@ -15,6 +15,7 @@ from prune_env.zoo.training import accuracy
 ALL_TASKS = [
     "fashion-mnist-mlp",
     "fashion-mnist-cnn",
+    "fashion-mnist-resnet20",
     "cifar10-vgg11",
     "cifar10-vgg16",
     "cifar10-vgg19",
@@ -33,7 +34,7 @@ def test_unknown_task_names_the_known_ones():
     assert "cifar10-resnet56" in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["fashion-mnist-mlp", "fashion-mnist-cnn"])
+@pytest.mark.parametrize("name", ["fashion-mnist-mlp", "fashion-mnist-cnn", "fashion-mnist-resnet20"])
 def test_shipped_checkpoint_reaches_recorded_test_accuracy(name):
     model, meta = prune_env.load_checkpoint(name)
     recorded = json.loads(checkpoint_path(name).with_suffix(".json").read_text())
@@ -41,7 +42,7 @@ def test_shipped_checkpoint_reaches_recorded_test_accuracy(name):
     x, y = load_dataset("fashion-mnist").test.tensors()
     acc = accuracy(model, x, y)
     assert acc == pytest.approx(recorded["test_accuracy"], abs=2e-3)
-    assert acc > {"fashion-mnist-mlp": 0.87, "fashion-mnist-cnn": 0.90}[name]
+    assert acc > {"fashion-mnist-mlp": 0.87, "fashion-mnist-cnn": 0.90, "fashion-mnist-resnet20": 0.92}[name]
 
 
 def test_cifar_task_without_checkpoint_says_how_to_pretrain(tmp_path, monkeypatch):
