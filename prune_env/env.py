@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping, Sequence
 
 import gymnasium as gym
@@ -132,6 +133,7 @@ class PruneEnv(gym.Env):
     | data_dir | None | where the task's dataset is (see ``prune_env.zoo.data``) |
     | val_size | 5000 | images held out of the training set as the validation split (keep the default: the shipped checkpoints were selected on it) |
     | device | "auto" | CUDA where available, else CPU |
+    | strict | False | refuse a model any of whose groups cannot be pruned exactly (by default such groups stay whole, with a warning; ``env.skipped_groups`` names them and says why) |
 
     ```python
     import gymnasium as gym
@@ -164,6 +166,7 @@ class PruneEnv(gym.Env):
         data_dir=None,
         val_size: int = DEFAULT_VAL_SIZE,
         device: str = "auto",
+        strict: bool = False,
     ):
         super().__init__()
         if action_mode not in ("mask", "ratio"):
@@ -201,8 +204,15 @@ class PruneEnv(gym.Env):
             source.eval_labels.to(self.device),
         )
 
-        self.analysis: GroupAnalysis = analyze(self.model, self.example_inputs)
-        probe_groups(self.model, self.example_inputs, self.analysis)  # Torch-Pruning, independently
+        analysis = analyze(self.model, self.example_inputs, strict=strict)
+        self.analysis: GroupAnalysis = probe_groups(self.model, self.example_inputs, analysis, strict=strict)
+        self.skipped_groups: dict[str, str] = dict(self.analysis.skipped)
+        if self.skipped_groups:
+            warnings.warn(
+                f"{len(self.skipped_groups)} group(s) cannot be pruned exactly and stay whole "
+                f"(env.skipped_groups says why): {', '.join(self.skipped_groups)}",
+                stacklevel=2,
+            )
         self.groups = self.analysis.groups
         self.num_groups = len(self.groups)
         self.max_units = self.analysis.max_units

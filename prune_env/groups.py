@@ -85,10 +85,28 @@ class GroupAnalysis:
     layers: dict[str, LayerInfo]
     classifier: str
     execution_order: list[str]
+    # groups left whole because they cannot be pruned exactly: root layer -> the reason
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def max_units(self) -> int:
         return max(g.width for g in self.groups)
+
+    def without(self, reasons: dict[str, str]) -> GroupAnalysis:
+        """The analysis with the named groups left whole (re-indexed in forward order)."""
+        kept = [g for g in self.groups if g.name not in reasons]
+        if not kept:
+            raise UnsupportedModelError(_nothing_left({**self.skipped, **reasons}))
+        for i, group in enumerate(kept):
+            group.index = i
+        return GroupAnalysis(
+            kept, self.layers, self.classifier, self.execution_order, {**self.skipped, **reasons}
+        )
+
+
+def _nothing_left(skipped: dict[str, str]) -> str:
+    reasons = "; ".join(f"{name!r}: {why}" for name, why in skipped.items())
+    return f"no group of the model can be pruned exactly ({reasons})"
 
 
 def call_model(model: nn.Module, inputs) -> torch.Tensor:
@@ -137,12 +155,14 @@ def _side(graph: tp.DependencyGraph, handler) -> str:
     return "out" if graph.is_out_channel_pruning_fn(handler) else "in"
 
 
-def analyze(model: nn.Module, example_inputs) -> GroupAnalysis:
+def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupAnalysis:
     """Find the prunable groups of ``model`` in forward order.
 
-    The classifier (the last conv or linear layer to run) keeps its outputs. Raises
-    :class:`UnsupportedModelError` when a group touches a layer type whose slices cannot be
-    masked exactly (anything but conv, linear and normalization layers).
+    The classifier (the last conv or linear layer to run) keeps its outputs. A group that
+    touches a layer whose slices cannot be masked exactly (a LayerNorm, attention's packed
+    projections, a bare parameter...) is left whole and recorded in ``skipped`` with the
+    reason; with ``strict`` it raises :class:`UnsupportedModelError` instead. No group left
+    raises in either case.
     """
     was_training = model.training
     model.eval()
@@ -161,72 +181,32 @@ def analyze(model: nn.Module, example_inputs) -> GroupAnalysis:
 
     layers: dict[str, LayerInfo] = {}
     groups: list[PrunableGroup] = []
+    skipped: dict[str, str] = {}
     for raw in raw_groups:
-        root = raw[0].dep.target.module
-        root_name = names[root]
-        slices, producers = [], []
-        for item in raw:
-            module = item.dep.target.module
-            if isinstance(module, nn.Parameter):
-                raise UnsupportedModelError(
-                    f"group rooted at {root_name!r} prunes a bare parameter; such models are not supported"
-                )
-            if module not in names or not any(True for _ in module.parameters(recurse=False)):
-                continue  # torch-pruning's reshape / concat / element-wise ops: nothing to mask
-            name = names[module]
-            if isinstance(module, nn.LayerNorm):
-                raise UnsupportedModelError(
-                    f"layer {name!r} (LayerNorm) normalizes the channels of the group of {root_name!r}: "
-                    "a LayerNorm's mean and variance run over every channel, so a masked channel "
-                    "(zeroed) still counts in them and the masked network would not equal the pruned "
-                    "one. LayerNorm inside a group is not supported yet (ConvNeXt, Swin, ViT); a "
-                    "BatchNorm or GroupNorm in its place is (GroupNorm loses whole norm groups)"
-                )
-            if not isinstance(module, PRUNABLE_TYPES + NORM_TYPES):
-                supported = ", ".join(t.__name__ for t in PRUNABLE_TYPES + NORM_TYPES)
-                raise UnsupportedModelError(
-                    f"layer {name!r} ({type(module).__name__}) is coupled to the group of {root_name!r}; "
-                    f"PruneEnv prunes the slices of {supported} only"
-                )
-            side = "out" if isinstance(module, NORM_TYPES) else _side(graph, item.dep.handler)
-            if None in item.root_idxs:
-                raise UnsupportedModelError(
-                    f"torch-pruning lost the unit mapping of layer {name!r} in the group of {root_name!r}"
-                )
-            slices.append(
-                UnitSlice(
-                    name,
-                    side,
-                    np.asarray(item.idxs, dtype=np.int64),
-                    np.asarray(item.root_idxs, dtype=np.int64),
-                )
-            )
-            if side == "out" and isinstance(module, PRUNABLE_TYPES):
-                producers.append(name)
-            layers.setdefault(name, _layer_info(name, module, macs.get(name, 0.0)))
-        if not isinstance(root, PRUNABLE_TYPES):
+        root_name = names[raw[0].dep.target.module]
+        try:
+            group = _group_from(raw, graph, names, macs, order, layers)
+        except UnsupportedModelError as exc:
+            if strict:
+                raise
+            skipped[root_name] = str(exc)
             continue
-        is_conv = isinstance(root, nn.modules.conv._ConvNd)
-        groups.append(
-            PrunableGroup(
-                index=-1,
-                name=root_name,
-                kind="conv" if is_conv else "linear",
-                width=int(root.out_channels if is_conv else root.out_features),
-                in_width=int(root.in_channels if is_conv else root.in_features),
-                kernel_size=int(np.prod(root.kernel_size)) if is_conv else 1,
-                stride=int(np.prod(root.stride)) if is_conv else 1,
-                layers=sorted(producers, key=order.index),
-                slices=slices,
-            )
-        )
+        if group is not None:
+            groups.append(group)
     # Layers outside every group (the classifier among them) still count in estimates.
     for name in order:
         layers.setdefault(name, _layer_info(name, modules[name], macs.get(name, 0.0)))
 
     if not groups:
-        raise UnsupportedModelError("the model has no prunable group besides its classifier")
-    groups = tie_grouped_convolutions(groups, modules, order)
+        raise UnsupportedModelError(
+            _nothing_left(skipped) if skipped else "the model has no prunable group besides its classifier"
+        )
+    groups, refused = tie_grouped_convolutions(groups, modules, order)
+    if refused and strict:
+        raise UnsupportedModelError(next(iter(refused.values())))
+    skipped.update(refused)
+    if not groups:
+        raise UnsupportedModelError(_nothing_left(skipped))
     groups.sort(key=lambda g: min(order.index(n) for n in g.layers))
     total_params = sum(p.numel() for p in model.parameters())
     total_macs = sum(macs.values())
@@ -236,7 +216,68 @@ def analyze(model: nn.Module, example_inputs) -> GroupAnalysis:
         group.flops_share = sum(layers[n].macs for n in {s.module for s in group.slices}) / max(
             total_macs, 1.0
         )
-    return GroupAnalysis(groups=groups, layers=layers, classifier=classifier, execution_order=order)
+    return GroupAnalysis(groups, layers, classifier, order, skipped)
+
+
+def _group_from(raw, graph, names, macs, order, layers) -> PrunableGroup | None:
+    """One Torch-Pruning group as a :class:`PrunableGroup` (``None`` when its root is not a
+    conv or linear layer); raises :class:`UnsupportedModelError` naming the layer at fault."""
+    root = raw[0].dep.target.module
+    root_name = names[root]
+    slices, producers = [], []
+    for item in raw:
+        module = item.dep.target.module
+        if isinstance(module, nn.Parameter):
+            raise UnsupportedModelError(
+                f"group rooted at {root_name!r} prunes a bare parameter; such models are not supported"
+            )
+        if module not in names or not any(True for _ in module.parameters(recurse=False)):
+            continue  # torch-pruning's reshape / concat / element-wise ops: nothing to mask
+        name = names[module]
+        if isinstance(module, nn.LayerNorm):
+            raise UnsupportedModelError(
+                f"layer {name!r} (LayerNorm) normalizes the channels of the group of {root_name!r}: "
+                "a LayerNorm's mean and variance run over every channel, so a masked channel "
+                "(zeroed) still counts in them and the masked network would not equal the pruned "
+                "one. LayerNorm inside a group is not supported yet (ConvNeXt, Swin, ViT); a "
+                "BatchNorm or GroupNorm in its place is (GroupNorm loses whole norm groups)"
+            )
+        if not isinstance(module, PRUNABLE_TYPES + NORM_TYPES):
+            supported = ", ".join(t.__name__ for t in PRUNABLE_TYPES + NORM_TYPES)
+            raise UnsupportedModelError(
+                f"layer {name!r} ({type(module).__name__}) is coupled to the group of {root_name!r}; "
+                f"PruneEnv prunes the slices of {supported} only"
+            )
+        side = "out" if isinstance(module, NORM_TYPES) else _side(graph, item.dep.handler)
+        if None in item.root_idxs:
+            raise UnsupportedModelError(
+                f"torch-pruning lost the unit mapping of layer {name!r} in the group of {root_name!r}"
+            )
+        slices.append(
+            UnitSlice(
+                name,
+                side,
+                np.asarray(item.idxs, dtype=np.int64),
+                np.asarray(item.root_idxs, dtype=np.int64),
+            )
+        )
+        if side == "out" and isinstance(module, PRUNABLE_TYPES):
+            producers.append(name)
+        layers.setdefault(name, _layer_info(name, module, macs.get(name, 0.0)))
+    if not isinstance(root, PRUNABLE_TYPES):
+        return None
+    is_conv = isinstance(root, nn.modules.conv._ConvNd)
+    return PrunableGroup(
+        index=-1,
+        name=root_name,
+        kind="conv" if is_conv else "linear",
+        width=int(root.out_channels if is_conv else root.out_features),
+        in_width=int(root.in_channels if is_conv else root.in_features),
+        kernel_size=int(np.prod(root.kernel_size)) if is_conv else 1,
+        stride=int(np.prod(root.stride)) if is_conv else 1,
+        layers=sorted(producers, key=order.index),
+        slices=slices,
+    )
 
 
 def is_grouped_conv(module: nn.Module) -> bool:
@@ -278,7 +319,7 @@ class _UnionFind:
 
 def tie_grouped_convolutions(
     groups: list[PrunableGroup], modules: dict[str, nn.Module], order: list[str]
-) -> list[PrunableGroup]:
+) -> tuple[list[PrunableGroup], dict[str, str]]:
     """Merge the units a grouped convolution (or a GroupNorm) ties together.
 
     A convolution with ``g`` groups computes output group ``k`` from input group ``k`` only,
@@ -289,7 +330,8 @@ def tie_grouped_convolutions(
     convolutions need nothing here (Torch-Pruning already couples their inputs with their
     outputs, one channel per group). A GroupNorm ties the channels of each of its groups the
     same way: a masked channel would still count in its group's statistics, a removed group
-    does not.
+    does not. Returns the groups, and the groups left whole (root -> reason): those that reach
+    a grouped convolution whose inputs no group owns.
     """
     ties = _UnionFind()
     tied_layers: dict[str, list[tuple[int, UnitSlice]]] = {}
@@ -298,29 +340,33 @@ def tie_grouped_convolutions(
             if channel_groups(modules[s.module]) is not None:
                 tied_layers.setdefault(s.module, []).append((gi, s))
     if not tied_layers:
-        return groups
+        return groups, {}
+    refused: dict[str, str] = {}
+    for name, items in tied_layers.items():
+        conv = modules[name]
+        if isinstance(conv, nn.GroupNorm):
+            continue
+        reached = np.zeros(conv.in_channels, dtype=bool)
+        for _, s in items:
+            if s.side == "in":
+                reached[s.positions] = True
+        if not reached.all():
+            for gi, _ in items:
+                refused[groups[gi].name] = (
+                    f"layer {name!r} is a grouped convolution ({conv.groups} groups) reading channels no "
+                    "prunable group owns (the network input, or a layer kept whole), so none of its "
+                    "convolution groups can be removed; give it groups=1 to prune it"
+                )
+    if refused:
+        kept, more = tie_grouped_convolutions([g for g in groups if g.name not in refused], modules, order)
+        return kept, {**refused, **more}
     touched = {gi for items in tied_layers.values() for gi, _ in items}
     for name, items in tied_layers.items():
         conv = modules[name]
         per_in, per_out = channel_groups(conv)
-        if isinstance(conv, nn.GroupNorm):  # one side: its channels, all owned by the groups
-            for gi, s in items:
-                for k, unit in zip(s.positions // per_out, s.units):
-                    ties.union((gi, int(unit)), ("channel-group", name, int(k)))
-            continue
-        reached = np.zeros(conv.in_channels, dtype=bool)
         for gi, s in items:
-            if s.side == "in":
-                reached[s.positions] = True
             for k, unit in zip(s.positions // (per_in if s.side == "in" else per_out), s.units):
                 ties.union((gi, int(unit)), ("channel-group", name, int(k)))
-        if not reached.all():
-            raise UnsupportedModelError(
-                f"layer {name!r} is a grouped convolution ({conv.groups} groups) reading channels no "
-                "prunable group owns (the network input, or a layer kept whole), so none of its "
-                "convolution groups can be removed; prune the model without it (wrap it so that it "
-                "is a leaf no group reaches) or give it groups=1"
-            )
     # groups sharing a tie are merged; inside, a unit is a set of tied (group, unit) pairs
     merged = _UnionFind()
     owner: dict = {}
@@ -358,7 +404,7 @@ def tie_grouped_convolutions(
             PrunableGroup(index=-1, name=lead.name, kind=lead.kind, width=len(ids), in_width=lead.in_width,
                           kernel_size=lead.kernel_size, stride=lead.stride, layers=layers, slices=slices, tied=True)
         )  # fmt: skip
-    return result
+    return result, {}
 
 
 def _layer_info(name: str, module: nn.Module, macs: float) -> LayerInfo:

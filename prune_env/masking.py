@@ -265,33 +265,45 @@ def random_keep(groups: Sequence[PrunableGroup], rng: np.random.Generator) -> li
     return keep
 
 
-def probe_groups(model: nn.Module, example_inputs, analysis: GroupAnalysis, seed: int = 0) -> None:
+def probe_groups(
+    model: nn.Module, example_inputs, analysis: GroupAnalysis, seed: int = 0, *, strict: bool = False
+) -> GroupAnalysis:
     """Prune a copy for real and compare it with the masked network; name any failing layer.
 
-    All groups are probed at once (one export); only on failure is each group probed alone,
-    so that the error can name the layers at fault.
+    All groups are probed at once (one export); only on failure is each group probed alone, to
+    find the groups at fault. Those are left whole (``analysis.skipped`` says why) and the rest
+    is probed again; with ``strict``, or when only the combination fails, it raises
+    :class:`UnsupportedModelError` naming the layers. Returns the analysis of what can be pruned.
     """
-    rng = np.random.default_rng(seed)
     groups = analysis.groups
-    keep = random_keep(groups, rng)
-    plan = None
-    if any(g.tied for g in groups):
-        plan = export_plan(model, groups)
-        if plan is None:
+    if any(g.tied for g in groups) and export_plan(model, groups) is None:
+        layers = ", ".join(map(repr, uncuttable_layers(model, groups)))
+        reason = (
+            "it removes whole convolution or norm groups, which only prune-env's own export can cut, "
+            f"and that export cannot cut layer(s) {layers}; replace them with BatchNorm to prune it"
+        )
+        if strict:
             tied = ", ".join(repr(g.name) for g in groups if g.tied)
-            raise UnsupportedModelError(
-                f"group(s) {tied} remove whole convolution groups, which only prune-env's own export "
-                f"can cut, and it cannot cut layer(s) {', '.join(map(repr, uncuttable_layers(model, groups)))}; "
-                "give the grouped convolutions groups=1 or replace those layers with BatchNorm"
-            )
+            raise UnsupportedModelError(f"group(s) {tied}: {reason}")
+        analysis = analysis.without({g.name: reason for g in groups if g.tied})
+        groups = analysis.groups
+    plan = export_plan(model, groups) if any(g.tied for g in groups) else None
+    keep = random_keep(groups, np.random.default_rng(seed))
     if _agrees(model, example_inputs, groups, keep, plan):
-        return
+        return analysis
     failing = []
     for group in groups:
         alone = [np.ones(g.width, dtype=bool) for g in groups]
         alone[group.index] = keep[group.index]
         if not _agrees(model, example_inputs, groups, alone, plan):
             failing.append(group)
+    if failing and not strict:
+        reasons = {
+            g.name: f"pruning it (coupled with {', '.join(g.layers)}) gives a network that disagrees with "
+            "the masked one or fails to run (a topology Torch-Pruning mis-handles)"
+            for g in failing
+        }
+        return probe_groups(model, example_inputs, analysis.without(reasons), seed, strict=True)
     if not failing:  # only the combination fails: report every group
         failing = list(groups)
     described = "; ".join(f"{g.name!r} (coupled with {', '.join(g.layers)})" for g in failing)

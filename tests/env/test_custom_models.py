@@ -89,3 +89,39 @@ def test_model_without_prunable_layers_is_rejected():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
     with pytest.raises(UnsupportedModelError, match="no prunable group"):
         prune_env.PruneEnv(model=model, eval_data=(torch.randn(4, 4), torch.zeros(4, dtype=torch.long)))
+
+
+class NormedMLP(torch.nn.Module):
+    """A LayerNorm on the first hidden layer (its group cannot be masked exactly), a plain second one."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.norm = torch.nn.Linear(6, 8), torch.nn.LayerNorm(8)
+        self.fc2, self.out = torch.nn.Linear(8, 16), torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.fc2(torch.relu(self.norm(self.fc1(x))))))
+
+
+def test_a_group_that_cannot_be_pruned_exactly_stays_whole_with_its_reason():
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    with pytest.warns(UserWarning, match=r"1 group\(s\) cannot be pruned exactly and stay whole .*: fc1"):
+        env = prune_env.PruneEnv(
+            model=NormedMLP().eval(), eval_data=(x, y), eval_samples=16, budget_limit=1.0
+        )
+    assert env.group_names == ["fc2"]
+    assert "'norm' (LayerNorm) normalizes the channels of the group of 'fc1'" in env.skipped_groups["fc1"]
+    env.reset(seed=0)
+    keep = np.zeros(env.max_units, dtype=np.int8)
+    keep[:5] = 1
+    *_, info = env.step(keep)
+    pruned = env.export()
+    assert pruned.fc1.out_features == 8 and pruned.norm.normalized_shape == (8,)  # left whole
+    assert pruned.fc2.out_features == 5 and pruned.out.in_features == 5 and info["widths"] == {"fc2": 5}
+    dense = sum(p.numel() for p in env.model.parameters())
+    assert info["params_ratio"] == pytest.approx(
+        (dense - 11 * (8 + 1) - 11 * 3) / dense
+    )  # fc2 rows + biases, out columns
+    with pytest.raises(UnsupportedModelError, match="'norm' \\(LayerNorm\\)"):
+        prune_env.PruneEnv(model=NormedMLP().eval(), eval_data=(x, y), strict=True)
