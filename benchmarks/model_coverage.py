@@ -71,8 +71,11 @@ def probe(name: str, size: int) -> dict:
     with torch.no_grad():
         out = env.export()(x)
     assert out.shape == (2, 10)
-    return {"outcome": "pruned", "groups": env.num_groups, "params_ratio": info["params_ratio"],
-            "construction_s": built, "episode_s": episode}  # fmt: skip
+    row = {"outcome": "pruned", "groups": env.num_groups, "left_whole": len(env.skipped_groups),
+           "params_ratio": info["params_ratio"], "construction_s": built, "episode_s": episode}  # fmt: skip
+    if env.skipped_groups:  # the first reason, shortened: what keeps the rest whole
+        row["reason"] = next(iter(env.skipped_groups.values())).split(":")[0][:160]
+    return row
 
 
 def run_isolated(name: str, size: int, timeout: float, memory_gb: float) -> dict:
@@ -108,13 +111,17 @@ def write_table(out: Path, command: str) -> Path:
         f"{len(rows)} models: {summary}. Random weights, 10 classes, two random inputs, one ratio episode at keep 0.5, "
         "every export proven equal to the masked network.",
         "",
-        "| model | M params | outcome | groups | construction (s) | episode (s) | reason |",
-        "|---|---|---|---|---|---|---|",
+        "A pruned model's groups that cannot be pruned exactly stay whole (`left whole`, the first reason shown); "
+        "`params ratio` is the exported network's parameters over the dense ones after keeping half of every pruned group.",
+        "",
+        "| model | M params | outcome | groups | left whole | params ratio | construction (s) | episode (s) | reason |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: r["model"]):
+        ratio = f"{r['params_ratio']:.3f}" if "params_ratio" in r else ""
         lines.append(
-            f"| {r['model']} | {r['params_m']:.1f} | {r['outcome']} | {r.get('groups', '')} | "
-            f"{r.get('construction_s', 0):.1f} | {r.get('episode_s', 0):.1f} | {r.get('reason', '')} |"
+            f"| {r['model']} | {r['params_m']:.1f} | {r['outcome']} | {r.get('groups', '')} | {r.get('left_whole', '')} | "
+            f"{ratio} | {r.get('construction_s', 0):.1f} | {r.get('episode_s', 0):.1f} | {r.get('reason', '')} |"
         )
     lines += ["", f"Command: `{command}`", ""]
     table = out.with_name("MODEL_COVERAGE.md")

@@ -14,7 +14,8 @@ def test_small_representatives_are_pruned_or_refused_with_a_reason(tmp_path):
     out = tmp_path / "coverage.jsonl"
     run = subprocess.run(
         [sys.executable, "benchmarks/model_coverage.py", "--size", "64", "--timeout", "300", "--memory-gb", "8",
-         "--models", "squeezenet1_1", "regnet_y_400mf", "shufflenet_v2_x0_5", "--out", str(out)],
+         "--models", "squeezenet1_1", "regnet_y_400mf", "shufflenet_v2_x0_5", "convnext_tiny",
+         "--out", str(out)],
         capture_output=True, text=True, timeout=900, cwd=ROOT,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
@@ -25,7 +26,10 @@ def test_small_representatives_are_pruned_or_refused_with_a_reason(tmp_path):
     )  # grouped convs
     refused = rows["shufflenet_v2_x0_5"]
     assert refused["outcome"] == "refused" and "could not trace" in refused["reason"]
-    assert "3 models: 2 pruned, 1 refused" in (tmp_path / "MODEL_COVERAGE.md").read_text()
+    partial = rows["convnext_tiny"]  # its MLP hidden layers pruned, the LayerNorm-coupled streams whole
+    assert partial["outcome"] == "pruned" and partial["groups"] == 18 and partial["left_whole"] > 0
+    assert "LayerNorm" in partial["reason"]
+    assert "4 models: 3 pruned, 1 refused" in (tmp_path / "MODEL_COVERAGE.md").read_text()
 
 
 def test_a_model_over_its_time_is_a_timeout_not_a_hang(tmp_path):
