@@ -18,10 +18,10 @@ from torch_pruning.dependency import index_mapping
 
 from prune_env.errors import AnalysisTooCostlyError
 
-#: Channel indices the group search may create in total (~100-200 bytes each in Torch-Pruning;
+#: Channel indices the search for one group may create (~100-200 bytes each in Torch-Pruning;
 #: VGG-16's flatten at 224x224 needs 25,088, ViT-B/16's tokens about 150,000 per group).
-MAX_INDICES = 8_000_000
-#: Seconds the group search may take.
+MAX_INDICES = 2_000_000
+#: Seconds the search for all groups may take.
 MAX_SECONDS = 120.0
 
 
@@ -29,7 +29,8 @@ MAX_SECONDS = 120.0
 def bounded_group_search(max_indices: int | None = None, max_seconds: float | None = None) -> Iterator[None]:
     """Within the block, Torch-Pruning's reshape index mapping raises
     :class:`AnalysisTooCostlyError` once its lists would pass ``max_indices`` in total or the
-    block has run ``max_seconds`` (default: this module's bounds, read at call time)."""
+    block has run ``max_seconds`` (default: this module's bounds, read at call time). The
+    error's ``bound`` says which bound was crossed: "indices" or "seconds"."""
     max_indices = MAX_INDICES if max_indices is None else max_indices
     max_seconds = MAX_SECONDS if max_seconds is None else max_seconds
     mapping = index_mapping._FlattenIndexMapping
@@ -43,11 +44,12 @@ def bounded_group_search(max_indices: int | None = None, max_seconds: float | No
         elapsed = time.monotonic() - start
         if created > max_indices or elapsed > max_seconds:
             what = f"{created:,} channel indices" if created > max_indices else f"{elapsed:.0f} s"
-            raise AnalysisTooCostlyError(
+            raise too_costly(
+                "indices" if created > max_indices else "seconds",
                 f"finding the prunable groups stopped at {what}: Torch-Pruning follows each channel "
                 f"through the model's reshapes with one index per flattened position (bounds: "
                 f"{max_indices:,} indices, {max_seconds:.0f} s). Give smaller example_inputs (a lower "
-                "resolution the model accepts, e.g. 64x64), or prune a part of the model"
+                "resolution the model accepts, e.g. 64x64), or prune a part of the model",
             )
         return original(self, idxs)
 
@@ -56,3 +58,10 @@ def bounded_group_search(max_indices: int | None = None, max_seconds: float | No
         yield
     finally:
         mapping.__call__ = original
+
+
+def too_costly(bound: str, message: str) -> AnalysisTooCostlyError:
+    """The error, with ``bound`` ("indices": one group's search; "seconds": the whole search)."""
+    error = AnalysisTooCostlyError(message)
+    error.bound = bound
+    return error

@@ -10,6 +10,7 @@ never touch the graph again.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,8 +18,9 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from prune_env import analysis_bounds
 from prune_env.analysis_bounds import bounded_group_search
-from prune_env.errors import UnsupportedModelError
+from prune_env.errors import AnalysisTooCostlyError, UnsupportedModelError
 
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm2d)
@@ -151,6 +153,51 @@ def build_dependency_graph(model: nn.Module, example_inputs) -> tp.DependencyGra
         ) from exc
 
 
+def _all_groups(graph: tp.DependencyGraph, names: dict, ignored: nn.Module) -> tuple[list, dict[str, str]]:
+    """Torch-Pruning's groups (as ``DependencyGraph.get_all_groups`` finds them: one per conv or
+    linear output not already in a group, the classifier ignored), each search bounded on its
+    own (:mod:`prune_env.analysis_bounds`): a group whose search passes the bound is left whole
+    with the reason, the others are still found. Past the bound on total time it raises."""
+    found, too_costly, visited = [], {}, set()
+    ignored_layers = [ignored, *graph.IGNORED_LAYERS_IN_TRACING]
+    start = time.monotonic()
+    for module in list(graph.module2node):
+        if (
+            module in visited
+            or any(module is i for i in ignored_layers)
+            or not isinstance(module, PRUNABLE_TYPES)
+        ):
+            continue
+        pruner = graph.get_pruner_of_module(module)
+        if pruner is None or pruner.get_out_channels(module) is None:
+            continue
+        elapsed = time.monotonic() - start
+        if elapsed > analysis_bounds.MAX_SECONDS:
+            raise analysis_bounds.too_costly(
+                "seconds",
+                f"finding the prunable groups took over {analysis_bounds.MAX_SECONDS:.0f} s; give smaller "
+                "example_inputs (a lower resolution the model accepts, e.g. 64x64), or prune a part of the model",
+            )
+        try:
+            with bounded_group_search(max_seconds=analysis_bounds.MAX_SECONDS - elapsed):
+                group = graph.get_pruning_group(
+                    module, pruner.prune_out_channels, list(range(pruner.get_out_channels(module)))
+                )
+        except AnalysisTooCostlyError as exc:
+            if exc.bound != "indices":  # out of time: the model as a whole is too costly
+                raise
+            too_costly[names[module]] = str(exc)
+            continue
+        prunable = True
+        for dep, _ in group:
+            if graph.is_out_channel_pruning_fn(dep.handler):
+                visited.add(dep.target.module)
+                prunable = prunable and not any(dep.target.module is i for i in ignored_layers)
+        if prunable:
+            found.append(group)
+    return found, too_costly
+
+
 def _side(graph: tp.DependencyGraph, handler) -> str:
     return "out" if graph.is_out_channel_pruning_fn(handler) else "in"
 
@@ -174,14 +221,15 @@ def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupA
         names = {m: n for n, m in modules.items()}
         classifier = order[-1]
         graph = build_dependency_graph(model, example_inputs)
-        with bounded_group_search():
-            raw_groups = list(graph.get_all_groups(ignored_layers=[modules[classifier]]))
+        raw_groups, too_costly = _all_groups(graph, names, ignored=modules[classifier])
     finally:
         model.train(was_training)
 
     layers: dict[str, LayerInfo] = {}
     groups: list[PrunableGroup] = []
-    skipped: dict[str, str] = {}
+    if too_costly and strict:
+        raise analysis_bounds.too_costly("indices", next(iter(too_costly.values())))
+    skipped: dict[str, str] = dict(too_costly)
     for raw in raw_groups:
         root_name = names[raw[0].dep.target.module]
         try:
