@@ -2,7 +2,7 @@
 
     python benchmarks/agents_cmdp.py [--task fashion-mnist-cnn] [--budget params] [--limit 0.1]
         [--agents ...] [--seeds 0 1 2] [--timesteps 1500] [--episode-finetune 0 32]
-        [--threads 1] [--out benchmarks/results/agents_cmdp.jsonl]
+        [--threads 1] [--set KEY=VALUE ...] [--out benchmarks/results/agents_cmdp.jsonl]
 
 Every constrained agent of the registry (and ``ppo-penalty`` for reference) learns on the same
 seeded environment, in its own action mode, under the leaderboard's per-episode fine-tune
@@ -26,6 +26,7 @@ import gymnasium as gym
 import matplotlib
 import numpy as np
 import torch
+import yaml
 from results_io import append_atomically, read_results
 
 import agents
@@ -38,17 +39,35 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def run_one(args, name: str, seed: int) -> dict:
+def parse_overrides(pairs: list[str]) -> dict:
+    """``key=value`` hyperparameters (values read as YAML: true, 0.5, [64, 64])."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def label(name: str, overrides: dict) -> str:
+    """The row's name: the agent, and its changed hyperparameters if any."""
+    return name + ("[" + ",".join(f"{k}={v}" for k, v in overrides.items()) + "]" if overrides else "")
+
+
+def run_one(args, name: str, seed: int, overrides: dict | None = None) -> dict:
+    overrides = overrides or {}
     mode = "ratio" if AGENTS[name].action_space is not gym.spaces.MultiBinary else "mask"
     cfg = PruneConfig(task=args.task, budget=args.budget, limit=args.limit, agent=name, seed=seed,
                       eval_samples=args.eval_samples, episode_finetune=list(args.episode_finetune), progress=False)  # fmt: skip
     env = make_env(cfg, mode)
-    model = agents.make_agent(name, env, seed=seed, device="cpu")
+    model = agents.make_agent(name, env, seed=seed, device="cpu", **overrides)
     recorder = EpisodeRecorder(env, cfg.episode_finetune, args.timesteps)
     start = time.time()
     model.learn(args.timesteps, callback=recorder)
     return {
-        "task": args.task, "budget": args.budget, "limit": args.limit, "agent": name, "seed": seed,
+        "task": args.task, "budget": args.budget, "limit": args.limit, "agent": label(name, overrides), "seed": seed,
+        "base_agent": name, "overrides": overrides,
         "timesteps": args.timesteps, "episode_finetune": list(args.episode_finetune), "action_mode": mode,
         "threads": args.threads, "wall_seconds": time.time() - start,
         "episode_steps": recorder.episode_timesteps,
@@ -133,15 +152,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results/agents_cmdp.jsonl")
     parser.add_argument("--report", action="store_true", help="only rewrite AGENTS.md from the JSONL")
+    parser.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE",
+        help="hyperparameters changed for every agent run now (a labelled variant: ppo-lag[key=value])",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     out = Path(args.out)
     if not args.report:
         torch.set_num_threads(args.threads)
         done = {(r["agent"], r["seed"]) for r in read_results(out)}
+        overrides = parse_overrides(args.set)
         for name in args.agents:
             for seed in args.seeds:
-                if (name, seed) not in done:
-                    row = run_one(args, name, seed)
+                if (label(name, overrides), seed) not in done:
+                    row = run_one(args, name, seed, overrides)
                     append_atomically(out, row)
                     print(f"{name} seed {seed}: {summarize(row)}", flush=True)
     print(f"report: {write_report(out)}")

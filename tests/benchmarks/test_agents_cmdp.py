@@ -34,3 +34,20 @@ def test_rows_resume_and_the_report_restates_them(tmp_path):
         in table
     )
     assert (tmp_path / "AGENTS.png").is_file()
+
+
+def test_a_labelled_variant_runs_with_its_hyperparameters(tmp_path):
+    out = tmp_path / "agents.jsonl"
+    command = [sys.executable, "benchmarks/agents_cmdp.py", "--task", "fashion-mnist-mlp", "--limit", "0.3",
+               "--agents", "ppo-lag", "--seeds", "0", "--timesteps", "64", "--eval-samples", "50",
+               "--set", "separate_cost_clip=true", "n_steps=32", "--out", str(out)]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["agent"] == "ppo-lag[separate_cost_clip=True,n_steps=32]" and row["base_agent"] == "ppo-lag"
+    assert row["overrides"] == {"separate_cost_clip": True, "n_steps": 32}
+    assert "| ppo-lag[separate_cost_clip=True,n_steps=32] | 1 |" in (tmp_path / "AGENTS.md").read_text()
+    bad = subprocess.run(
+        [*command[:-2], "--set", "oops", "--out", str(out)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert bad.returncode != 0 and "key=value" in bad.stderr
