@@ -28,6 +28,7 @@ DESCRIPTOR_NAMES = (
     "is_conv",
     "is_linear",
     "is_coupled",
+    "is_tied",
     "width",
     "in_width",
     "kernel_size",
@@ -68,7 +69,7 @@ class PruneEnv(gym.Env):
     on the step where this happened.
 
     ## Observation Space
-    ``Box(-1, 1, (14 + max_units,), float32)``:
+    ``Box(-1, 1, (15 + max_units,), float32)``:
 
     | index | name | meaning |
     |-------|------|---------|
@@ -76,20 +77,22 @@ class PruneEnv(gym.Env):
     | 1 | is_conv | 1 if the group's root is a convolution |
     | 2 | is_linear | 1 if the group's root is a linear layer |
     | 3 | is_coupled | 1 if several layers write the group's units (a residual stream) |
-    | 4 | width | units of the group / max_units |
-    | 5 | in_width | input channels of the root / largest input width of any group |
-    | 6 | kernel_size | kernel area of the root / largest kernel area (1 for linear) |
-    | 7 | stride | stride of the root / largest stride |
-    | 8 | params_share | share of dense parameters in the group's slices |
-    | 9 | flops_share | share of dense MACs of the layers the group touches |
-    | 10 | budget_used | estimated pruned/dense ratio of the first budget with the groups decided so far pruned and the rest dense (FLOPs ratio stands in for latency and callables) |
-    | 11 | budget_limit | the first budget's limit (1 for callable budgets) |
-    | 12 | budget_remaining | budget_limit - budget_used |
-    | 13 | progress | groups decided / number of groups |
-    | 14.. | importance | L1 magnitude of each unit of the group / the group's largest, zero-padded to max_units |
+    | 4 | is_tied | 1 if a unit is a whole convolution or norm group (a grouped convolution or a GroupNorm runs through the group; ``group.tied``) |
+    | 5 | width | units of the group / max_units |
+    | 6 | in_width | input channels of the root / largest input width of any group |
+    | 7 | kernel_size | kernel area of the root / largest kernel area (1 for linear) |
+    | 8 | stride | stride of the root / largest stride |
+    | 9 | params_share | share of dense parameters in the group's slices |
+    | 10 | flops_share | share of dense MACs of the layers the group touches |
+    | 11 | budget_used | estimated pruned/dense ratio of the first budget with the groups decided so far pruned and the rest dense (FLOPs ratio stands in for latency and callables) |
+    | 12 | budget_limit | the first budget's limit (1 for callable budgets) |
+    | 13 | budget_remaining | budget_limit - budget_used |
+    | 14 | progress | groups decided / number of groups |
+    | 15.. | importance | L1 magnitude of each unit of the group / the group's largest, zero-padded to max_units |
 
-    The estimate in entry 10 is exact for parameters; the cost itself is always measured on the
-    physically pruned network.
+    The estimate in entry 11 is exact for parameters; the cost itself is always measured on the
+    physically pruned network. Groups that cannot be pruned exactly are not steps
+    (``env.skipped_groups``).
 
     ## Rewards
     0 on every step but the last. On the last step: top-1 accuracy in [0, 1] of the pruned
@@ -551,7 +554,7 @@ class PruneEnv(gym.Env):
         for g in groups:
             rows.append([
                 g.index / max(self.num_groups - 1, 1), float(g.kind == "conv"), float(g.kind == "linear"),
-                float(g.coupled), g.width / self.max_units, g.in_width / max_in,
+                float(g.coupled), float(g.tied), g.width / self.max_units, g.in_width / max_in,
                 g.kernel_size / max_kernel, g.stride / max_stride, g.params_share, g.flops_share,
             ])  # fmt: skip
         return np.clip(np.asarray(rows, dtype=np.float32), 0.0, 1.0)

@@ -11,7 +11,7 @@ from torch import nn
 
 from prune_env import UnsupportedModelError
 from prune_env.budgets import count_params
-from prune_env.env import PruneEnv
+from prune_env.env import DESCRIPTOR_NAMES, PruneEnv
 from prune_env.masking import AGREEMENT_TOLERANCE, masked_copy, random_keep
 
 
@@ -162,3 +162,13 @@ def test_layer_norm_in_a_group_is_refused_with_the_reason():
         UnsupportedModelError, match=r"'1' \(LayerNorm\) normalizes the channels of the group of '0'"
     ):
         PruneEnv(model=model.eval(), eval_data=(x, torch.zeros(4, dtype=torch.long)), eval_samples=4)
+
+
+def test_the_observation_says_a_group_is_tied():
+    torch.manual_seed(0)
+    env = _env(GroupedBlock(), (3, 8, 8))
+    tied = DESCRIPTOR_NAMES.index("is_tied")
+    obs, _ = env.reset(seed=0)
+    assert obs[tied] == 0.0  # the stream group: one channel per unit
+    obs, *_ = env.step(np.ones(env.max_units, dtype=np.int8))
+    assert obs[tied] == 1.0 and obs[DESCRIPTOR_NAMES.index("width")] == pytest.approx(4 / 8)
