@@ -79,8 +79,10 @@ def summarize(row: dict) -> dict:
     cost, accuracy = np.asarray(row["cost"]), np.asarray(row["accuracy"])
     tail = slice(int(0.75 * len(cost)), None)
     feasible = np.flatnonzero(cost <= row["limit"])
+    inside = cost[tail] <= row["limit"]
     return {
         "reward": float(accuracy[tail].mean()),
+        "feasible_reward": float(accuracy[tail][inside].mean()) if inside.any() else None,
         "cost": float(cost[tail].mean()),
         "over": float((cost[tail] > row["limit"]).mean()),
         "first_feasible": int(row["episode_steps"][feasible[0]]) if feasible.size else None,
@@ -101,8 +103,8 @@ def write_report(out: Path) -> Path:
         f"fine-tune schedule {first['episode_finetune']}, {first['threads']} thread(s). Mean over seeds (+- std); reward "
         "and cost over the last quarter of training episodes.",
         "",
-        "| agent | seeds | reward (accuracy) | episodic cost | share over the limit | timesteps to the first feasible episode | wall (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| agent | seeds | reward (accuracy) | reward of episodes within the limit | episodic cost | share over the limit | timesteps to the first feasible episode | wall (s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, group in by_agent.items():
@@ -116,7 +118,7 @@ def write_report(out: Path) -> Path:
             return fmt.format(statistics.mean(values)) + spread
 
         lines.append(
-            f"| {name} | {len(group)} | {cell('reward')} | {cell('cost')} | {cell('over', '{:.2f}')} | "
+            f"| {name} | {len(group)} | {cell('reward')} | {cell('feasible_reward')} | {cell('cost')} | {cell('over', '{:.2f}')} | "
             f"{cell('first_feasible', '{:.0f}')} | {cell('wall', '{:.0f}')} |"
         )
         grid = np.linspace(0, first["timesteps"], 30)
