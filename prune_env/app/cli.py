@@ -143,12 +143,14 @@ def _pretrain(args) -> int:
 
 
 def _tasks(args) -> int:
+    points = entry_point_tasks()
+    width = max(len(name) for name in [*TASKS, *points])
     for task in TASKS.values():
         ready = "ready" if checkpoint_path(task.name).is_file() else "needs `prune-env pretrain`"
-        print(f"{task.name:20s} {task.description} [{ready}]")
-    for name, point in entry_point_tasks().items():
+        print(f"{task.name:{width}s}  {task.description} [{ready}]")
+    for name, point in points.items():
         package = point.dist.name if point.dist is not None else "an installed package"
-        print(f"{name:20s} {point.value} (entry point of {package}, group {ENTRY_POINT_GROUP})")
+        print(f"{name:{width}s}  {point.value} (entry point of {package}, group {ENTRY_POINT_GROUP})")
     return 0
 
 
