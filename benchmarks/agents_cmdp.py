@@ -134,8 +134,25 @@ def write_report(out: Path) -> Path:
     fig.tight_layout()
     fig.savefig(out.with_name("AGENTS.png"), dpi=110)
     plt.close(fig)
-    lines += ["", "![cost against timesteps](AGENTS.png)", "", "Command: `python benchmarks/agents_cmdp.py` "
-              f"(rows in `{out.name}`).", ""]  # fmt: skip
+    variants = sorted(
+        {
+            f"`python benchmarks/agents_cmdp.py --agents {r['base_agent']} --set "
+            + " ".join(
+                f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in r["overrides"].items()
+            )
+            + "`"
+            for r in rows
+            if r.get("overrides")
+        }
+    )
+    commands = ", then ".join(["`python benchmarks/agents_cmdp.py`", *variants])
+    lines += [
+        "",
+        "![cost against timesteps](AGENTS.png)",
+        "",
+        f"Commands: {commands} (rows in `{out.name}`).",
+        "",
+    ]
     table = out.with_name("AGENTS.md")
     table.write_text("\n".join(lines))
     return table
