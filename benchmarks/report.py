@@ -1,6 +1,7 @@
 """LEADERBOARD.md and plots from a leaderboard's results.
 
     python benchmarks/report.py RESULTS.jsonl [MORE.jsonl ...] [--out DIR] [--command "..."]
+        [--configs CONFIG.yaml ...]
 
 Per task and budget: the dense test accuracy from the same pipeline and the cell's scoring
 protocol on top, then every agent ranked by mean test accuracy over its seeds among entries that
@@ -23,7 +24,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from results_io import read_results, run_settings, scoring_protocol  # noqa: E402
+import yaml  # noqa: E402
+from results_io import entry_key, read_results, run_settings, scoring_protocol  # noqa: E402
 
 
 def _mean_std(values: list[float]) -> str:
@@ -97,11 +99,41 @@ def _row(rank: int | None, agent: str, ok: list[dict], group: list[dict]) -> str
     )
 
 
-def leaderboard_markdown(entries: list[dict], command: str | None = None) -> str:
+def planned_entries(config_path: str | Path) -> set[tuple]:
+    """The (task, budget, limit, agent, seed) keys a leaderboard config's grid holds."""
+    config = yaml.safe_load(Path(config_path).read_text())
+    return {
+        (task, b["kind"], float(b["limit"]), agent, int(seed))
+        for task in config["tasks"]
+        for b in config["budgets"]
+        for agent in config["agents"]
+        for seed in config["seeds"]
+    }
+
+
+def progress_lines(entries: list[dict], configs: list[str]) -> list[str]:
+    """How much of each config's grid has landed: a grid run across sessions says so."""
+    landed = {entry_key(e) for e in entries}
+    lines = ["| grid | entries landed | seeds complete |", "|---|---|---|"]
+    for path in configs:
+        planned = planned_entries(path)
+        seeds = sorted({k[4] for k in planned})
+        complete = [s for s in seeds if all(k in landed for k in planned if k[4] == s)]
+        lines.append(
+            f"| `{Path(path).name}` | {len(planned & landed)} of {len(planned)} | {', '.join(map(str, complete)) or 'none yet'} |"
+        )
+    return [*lines, ""]
+
+
+def leaderboard_markdown(
+    entries: list[dict], command: str | None = None, configs: list[str] | None = None
+) -> str:
     """The ranked tables. Raises :class:`ProtocolMismatch` for a cell scored under several protocols."""
     lines = ["# Leaderboard", ""]
     if command:
         lines += ["Produced by:", "", "```bash", command, "```", ""]
+    if configs:
+        lines += progress_lines(entries, configs)
     lines += [
         "Test accuracy in %, mean +- std over seeds, counting only entries within the budget; every entry is the whole "
         "pipeline (search, physical pruning, the same fine-tune, test evaluation) and is re-checked by "
@@ -201,12 +233,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--command", default=None, help="the command that produced the results, quoted in the report"
     )
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=None,
+        help="the grids' configs: the report says how much of each has landed",
+    )
     args = parser.parse_args(argv)
     entries = read_results(*args.results)
     out = Path(args.out) if args.out else Path(args.results[0]).parent
     out.mkdir(parents=True, exist_ok=True)
     try:
-        markdown = leaderboard_markdown(entries, args.command)
+        markdown = leaderboard_markdown(entries, args.command, args.configs)
     except ProtocolMismatch as exc:
         print(f"report.py: error: {exc}", file=sys.stderr)
         return 2

@@ -225,3 +225,20 @@ def test_the_cpu_leaderboards_share_one_protocol():
     assert resnet.pop("tasks") == ["fashion-mnist-resnet20"] and cnn.pop("tasks") == ["fashion-mnist-cnn"]
     assert resnet.pop("results") != cnn.pop("results")
     assert resnet == cnn
+
+
+def test_the_report_says_how_much_of_each_grid_has_landed(tmp_path):
+    config = yaml.safe_load((ROOT / "benchmarks" / "configs" / "smoke.yaml").read_text())
+    config.update(agents=["ppo-lag", "random-search"], seeds=[0, 1])
+    path = tmp_path / "two-seeds.yaml"
+    path.write_text(yaml.safe_dump(config))
+    results = tmp_path / "part.jsonl"
+    entries = [
+        _entry("ppo-lag", 0, [0], 0.85),
+        _entry("random-search", 0, [0], 0.86),
+        _entry("ppo-lag", 1, [0], 0.84),
+    ]
+    results.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    run = _run("benchmarks/report.py", str(results), "--out", str(tmp_path), "--configs", str(path))
+    assert run.returncode == 0, run.stderr
+    assert "| `two-seeds.yaml` | 3 of 4 | 0 |" in (tmp_path / "LEADERBOARD.md").read_text()
