@@ -19,23 +19,27 @@ from torch_pruning.dependency import index_mapping
 from prune_env.errors import AnalysisTooCostlyError
 
 #: Channel indices the search for one group may create (~100-200 bytes each in Torch-Pruning;
-#: VGG-16's flatten at 224x224 needs 25,088, ViT-B/16's tokens about 150,000 per group).
-MAX_INDICES = 2_000_000
+#: VGG-16's flatten at 224x224 needs 25,088, ViT-B/16's tokens about 150,000 per group). A
+#: search that passes it has spent ~4 s creating them: MaxViT-T at 224 has 22 such groups.
+MAX_INDICES = 1_000_000
 #: Seconds the search for all groups may take.
-MAX_SECONDS = 120.0
+MAX_SECONDS = 180.0
 
 
 @contextlib.contextmanager
-def bounded_group_search(max_indices: int | None = None, max_seconds: float | None = None) -> Iterator[None]:
+def bounded_group_search(
+    max_indices: int | None = None, max_seconds: float | None = None, started: float | None = None
+) -> Iterator[None]:
     """Within the block, Torch-Pruning's reshape index mapping raises
     :class:`AnalysisTooCostlyError` once its lists would pass ``max_indices`` in total or the
-    block has run ``max_seconds`` (default: this module's bounds, read at call time). The
-    error's ``bound`` says which bound was crossed: "indices" or "seconds"."""
+    search has run ``max_seconds`` since ``started`` (a ``time.monotonic()`` value; default: the
+    block's start). Defaults: this module's bounds, read at call time. The error's ``bound``
+    says which bound was crossed: "indices" or "seconds"."""
     max_indices = MAX_INDICES if max_indices is None else max_indices
     max_seconds = MAX_SECONDS if max_seconds is None else max_seconds
+    start = time.monotonic() if started is None else started  # when the whole search began
     mapping = index_mapping._FlattenIndexMapping
     original = mapping.__call__
-    start = time.monotonic()
     created = 0
 
     def bounded(self, idxs):

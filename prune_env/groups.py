@@ -171,15 +171,14 @@ def _all_groups(graph: tp.DependencyGraph, names: dict, ignored: nn.Module) -> t
         pruner = graph.get_pruner_of_module(module)
         if pruner is None or pruner.get_out_channels(module) is None:
             continue
-        elapsed = time.monotonic() - start
-        if elapsed > analysis_bounds.MAX_SECONDS:
+        if time.monotonic() - start > analysis_bounds.MAX_SECONDS:
             raise analysis_bounds.too_costly(
                 "seconds",
                 f"finding the prunable groups took over {analysis_bounds.MAX_SECONDS:.0f} s; give smaller "
                 "example_inputs (a lower resolution the model accepts, e.g. 64x64), or prune a part of the model",
             )
         try:
-            with bounded_group_search(max_seconds=analysis_bounds.MAX_SECONDS - elapsed):
+            with bounded_group_search(started=start):
                 group = graph.get_pruning_group(
                     module, pruner.prune_out_channels, list(range(pruner.get_out_channels(module)))
                 )
