@@ -10,6 +10,7 @@ never touch the graph again.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 import torch_pruning as tp
 from torch import nn
+from torch_pruning.dependency import index_mapping
 
 from prune_env import analysis_bounds
 from prune_env.analysis_bounds import bounded_group_search
@@ -144,9 +146,45 @@ def _trace_layers(model: nn.Module, example_inputs) -> tuple[list[str], dict[str
     return order, macs
 
 
+# Torch-Pruning's passes that map channel indices through concat, split, reshape, unbind, expand
+# and slice nodes after tracing.
+_INDEX_MAPPING_UPDATERS = (
+    "update_concat_index_mapping", "update_split_index_mapping", "update_reshape_index_mapping",
+    "update_unbind_index_mapping", "update_expand_index_mapping", "update_slice_index_mapping",
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def tolerant_index_mapping():
+    """Torch-Pruning 1.6 raises on some nodes it cannot read (ShuffleNetV2's channel shuffle:
+    ZeroDivisionError; Swin-S/B: TypeError), which fails the whole graph. Within the block a
+    node whose mapping cannot be computed keeps the default one: groups through it may then be
+    wrong, and the probe (masked == pruned) or their own search leaves those whole. (Each
+    ``get_pruning_group`` runs these passes again, so searches and exports use it too.)"""
+    originals = {n: getattr(index_mapping, n) for n in _INDEX_MAPPING_UPDATERS if hasattr(index_mapping, n)}
+
+    def tolerant(update):
+        def guarded(graph, node):
+            try:
+                return update(graph, node)
+            except Exception:
+                return None
+
+        return guarded
+
+    for name, update in originals.items():
+        setattr(index_mapping, name, tolerant(update))
+    try:
+        yield
+    finally:
+        for name, update in originals.items():
+            setattr(index_mapping, name, update)
+
+
 def build_dependency_graph(model: nn.Module, example_inputs) -> tp.DependencyGraph:
     try:
-        return tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
+        with tolerant_index_mapping():
+            return tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
     except Exception as exc:
         raise UnsupportedModelError(
             f"could not trace the model's dependency graph with torch-pruning: {type(exc).__name__}: {exc}"
@@ -156,8 +194,9 @@ def build_dependency_graph(model: nn.Module, example_inputs) -> tp.DependencyGra
 def _all_groups(graph: tp.DependencyGraph, names: dict, ignored: nn.Module) -> tuple[list, dict[str, str]]:
     """Torch-Pruning's groups (as ``DependencyGraph.get_all_groups`` finds them: one per conv or
     linear output not already in a group, the classifier ignored), each search bounded on its
-    own (:mod:`prune_env.analysis_bounds`): a group whose search passes the bound is left whole
-    with the reason, the others are still found. Past the bound on total time it raises."""
+    own (:mod:`prune_env.analysis_bounds`): a group whose search passes the bound, or fails, is
+    left whole with the reason, the others are still found. Past the bound on total time it
+    raises."""
     found, too_costly, visited = [], {}, set()
     ignored_layers = [ignored, *graph.IGNORED_LAYERS_IN_TRACING]
     start = time.monotonic()
@@ -178,7 +217,7 @@ def _all_groups(graph: tp.DependencyGraph, names: dict, ignored: nn.Module) -> t
                 "example_inputs (a lower resolution the model accepts, e.g. 64x64), or prune a part of the model",
             )
         try:
-            with bounded_group_search(started=start):
+            with bounded_group_search(started=start), tolerant_index_mapping():
                 group = graph.get_pruning_group(
                     module, pruner.prune_out_channels, list(range(pruner.get_out_channels(module)))
                 )
@@ -186,6 +225,11 @@ def _all_groups(graph: tp.DependencyGraph, names: dict, ignored: nn.Module) -> t
             if exc.bound != "indices":  # out of time: the model as a whole is too costly
                 raise
             too_costly[names[module]] = str(exc)
+            continue
+        except Exception as exc:  # Torch-Pruning lost its way in this group only
+            too_costly[names[module]] = (
+                f"Torch-Pruning could not follow this group's channels: {type(exc).__name__}: {exc}"
+            )
             continue
         prunable = True
         for dep, _ in group:

@@ -26,6 +26,7 @@ from prune_env.groups import (
     build_dependency_graph,
     call_model,
     is_grouped_conv,
+    tolerant_index_mapping,
 )
 
 #: Two networks agree when their outputs differ by at most this, relative to the output scale.
@@ -85,7 +86,8 @@ def prune_copy(model: nn.Module, example_inputs, groups: Sequence[PrunableGroup]
         root = modules[group.name]
         pruner = graph.get_pruner_of_module(root)
         try:
-            graph.get_pruning_group(root, pruner.prune_out_channels, drop.tolist()).prune()
+            with tolerant_index_mapping():
+                graph.get_pruning_group(root, pruner.prune_out_channels, drop.tolist()).prune()
         except Exception as exc:
             raise PruningMismatchError(
                 f"torch-pruning failed on group {group.name!r}: {type(exc).__name__}: {exc}"

@@ -24,12 +24,14 @@ def test_small_representatives_are_pruned_or_refused_with_a_reason(tmp_path):
     assert (
         rows["regnet_y_400mf"]["outcome"] == "pruned" and rows["regnet_y_400mf"]["groups"] > 20
     )  # grouped convs
-    refused = rows["shufflenet_v2_x0_5"]
-    assert refused["outcome"] == "refused" and "could not trace" in refused["reason"]
+    # Torch-Pruning 1.6 cannot read its channel shuffle (ZeroDivisionError): the groups through it
+    # stay whole, the rest are pruned
+    shuffle = rows["shufflenet_v2_x0_5"]
+    assert shuffle["outcome"] == "pruned" and shuffle["groups"] > 10 and shuffle["left_whole"] > 0
     partial = rows["convnext_tiny"]  # its MLP hidden layers pruned, the LayerNorm-coupled streams whole
     assert partial["outcome"] == "pruned" and partial["groups"] == 18 and partial["left_whole"] > 0
     assert "LayerNorm" in partial["reason"]
-    assert "4 models: 3 pruned, 1 refused" in (tmp_path / "MODEL_COVERAGE.md").read_text()
+    assert "4 models: 4 pruned" in (tmp_path / "MODEL_COVERAGE.md").read_text()
 
 
 def test_a_model_over_its_time_is_a_timeout_not_a_hang(tmp_path):

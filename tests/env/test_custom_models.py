@@ -8,7 +8,7 @@ import torch
 from conftest import ConcatFlattenNet
 
 import prune_env
-from prune_env import UnsupportedModelError
+from prune_env import UnsupportedModelError, masking
 
 
 def test_residual_user_model_groups_and_exact_export(residual_model, residual_data):
@@ -125,3 +125,44 @@ def test_a_group_that_cannot_be_pruned_exactly_stays_whole_with_its_reason():
     )  # fc2 rows + biases, out columns
     with pytest.raises(UnsupportedModelError, match="'norm' \\(LayerNorm\\)"):
         prune_env.PruneEnv(model=NormedMLP().eval(), eval_data=(x, y), strict=True)
+
+
+def channel_shuffle(x, groups):
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).contiguous().view(b, c, h, w)
+
+
+class ShuffleBlockNet(torch.nn.Module):
+    """ShuffleNetV2's unit: split, a branch, concat, channel shuffle."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.bn0 = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8)
+        self.inner, self.bn1 = torch.nn.Conv2d(4, 6, 1), torch.nn.BatchNorm2d(6)
+        self.outer, self.bn2 = torch.nn.Conv2d(6, 4, 3, padding=1), torch.nn.BatchNorm2d(4)
+        self.head = torch.nn.Conv2d(8, 12, 1)
+        self.fc = torch.nn.Linear(12, 5)
+
+    def forward(self, x):
+        x = torch.relu(self.bn0(self.stem(x)))
+        a, b = x.chunk(2, dim=1)
+        b = torch.relu(self.bn2(self.outer(torch.relu(self.bn1(self.inner(b))))))
+        x = channel_shuffle(torch.cat([a, b], 1), 2)
+        return self.fc(torch.relu(self.head(x)).mean((2, 3)))
+
+
+def test_a_channel_shuffle_leaves_the_groups_through_it_whole_and_prunes_the_rest():
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3, 8, 8), torch.zeros(8, dtype=torch.long)
+    with pytest.warns(UserWarning, match="outer"):
+        env = prune_env.PruneEnv(model=ShuffleBlockNet().eval(), eval_data=(x, y), eval_samples=8)
+    assert env.group_names == ["inner", "head"]  # inside the branch, and after the shuffle
+    assert "disagrees with the masked one" in env.skipped_groups["outer"]  # the stream across the shuffle
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        keep = masking.random_keep(env.groups, rng)
+        with torch.no_grad():
+            gap = float(
+                (masking.masked_copy(env.model, env.groups, keep)(x) - env.export(keep)(x)).abs().max()
+            )
+        assert gap <= masking.AGREEMENT_TOLERANCE
