@@ -20,7 +20,7 @@ import torch_pruning as tp
 from torch import nn
 from torch_pruning.dependency import index_mapping
 
-from prune_env import analysis_bounds
+import prune_env.analysis_bounds as analysis_bounds
 from prune_env.analysis_bounds import bounded_group_search
 from prune_env.errors import AnalysisTooCostlyError, UnsupportedModelError
 
