@@ -197,7 +197,7 @@ def _all_groups(graph: tp.DependencyGraph, names: dict, ignored: nn.Module) -> t
     own (:mod:`prune_env.analysis_bounds`): a group whose search passes the bound, or fails, is
     left whole with the reason, the others are still found. Past the bound on total time it
     raises."""
-    found, too_costly, visited = [], {}, set()
+    found, left_whole, visited = [], {}, set()
     ignored_layers = [ignored, *graph.IGNORED_LAYERS_IN_TRACING]
     start = time.monotonic()
     for module in list(graph.module2node):
@@ -224,10 +224,10 @@ def _all_groups(graph: tp.DependencyGraph, names: dict, ignored: nn.Module) -> t
         except AnalysisTooCostlyError as exc:
             if exc.bound != "indices":  # out of time: the model as a whole is too costly
                 raise
-            too_costly[names[module]] = str(exc)
+            left_whole[names[module]] = str(exc)
             continue
         except Exception as exc:  # Torch-Pruning lost its way in this group only
-            too_costly[names[module]] = (
+            left_whole[names[module]] = (
                 f"Torch-Pruning could not follow this group's channels: {type(exc).__name__}: {exc}"
             )
             continue
@@ -238,7 +238,7 @@ def _all_groups(graph: tp.DependencyGraph, names: dict, ignored: nn.Module) -> t
                 prunable = prunable and not any(dep.target.module is i for i in ignored_layers)
         if prunable:
             found.append(group)
-    return found, too_costly
+    return found, left_whole
 
 
 def _side(graph: tp.DependencyGraph, handler) -> str:
