@@ -191,7 +191,9 @@ def build_dependency_graph(model: nn.Module, example_inputs) -> tp.DependencyGra
         ) from exc
 
 
-def _all_groups(graph: tp.DependencyGraph, names: dict, ignored: nn.Module) -> tuple[list, dict[str, str]]:
+def _all_groups(
+    graph: tp.DependencyGraph, names: dict, ignored: nn.Module, strict: bool = False
+) -> tuple[list, dict[str, str]]:
     """Torch-Pruning's groups (as ``DependencyGraph.get_all_groups`` finds them: one per conv or
     linear output not already in a group, the classifier ignored), each search bounded on its
     own (:mod:`prune_env.analysis_bounds`): a group whose search passes the bound, or fails, is
@@ -222,14 +224,15 @@ def _all_groups(graph: tp.DependencyGraph, names: dict, ignored: nn.Module) -> t
                     module, pruner.prune_out_channels, list(range(pruner.get_out_channels(module)))
                 )
         except AnalysisTooCostlyError as exc:
-            if exc.bound != "indices":  # out of time: the model as a whole is too costly
+            if exc.bound != "indices" or strict:  # out of time: the model as a whole is too costly
                 raise
             left_whole[names[module]] = str(exc)
             continue
         except Exception as exc:  # Torch-Pruning lost its way in this group only
-            left_whole[names[module]] = (
-                f"Torch-Pruning could not follow this group's channels: {type(exc).__name__}: {exc}"
-            )
+            reason = f"Torch-Pruning could not follow the channels of the group of {names[module]!r}: {type(exc).__name__}: {exc}"
+            if strict:
+                raise UnsupportedModelError(reason) from exc
+            left_whole[names[module]] = reason
             continue
         prunable = True
         for dep, _ in group:
@@ -264,15 +267,13 @@ def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupA
         names = {m: n for n, m in modules.items()}
         classifier = order[-1]
         graph = build_dependency_graph(model, example_inputs)
-        raw_groups, too_costly = _all_groups(graph, names, ignored=modules[classifier])
+        raw_groups, unfollowed = _all_groups(graph, names, ignored=modules[classifier], strict=strict)
     finally:
         model.train(was_training)
 
     layers: dict[str, LayerInfo] = {}
     groups: list[PrunableGroup] = []
-    if too_costly and strict:
-        raise analysis_bounds.too_costly("indices", next(iter(too_costly.values())))
-    skipped: dict[str, str] = dict(too_costly)
+    skipped: dict[str, str] = dict(unfollowed)
     for raw in raw_groups:
         root_name = names[raw[0].dep.target.module]
         try:
