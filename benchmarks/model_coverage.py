@@ -105,6 +105,9 @@ def write_table(out: Path, command: str) -> Path:
     for r in rows:
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    partial = sum(1 for r in rows if r["outcome"] == "pruned" and r.get("left_whole"))
+    if partial:
+        summary += f" ({counts['pruned'] - partial} in every group, {partial} with some groups left whole)"
     lines = [
         "# torchvision classifiers in PruneEnv",
         "",
