@@ -209,11 +209,10 @@ class PruneEnv(gym.Env):
 
         analysis = analyze(self.model, self.example_inputs, strict=strict)
         self.analysis: GroupAnalysis = probe_groups(self.model, self.example_inputs, analysis, strict=strict)
-        self.skipped_groups: dict[str, str] = dict(self.analysis.skipped)
-        if self.skipped_groups:
+        if self.analysis.skipped:
             warnings.warn(
-                f"{len(self.skipped_groups)} group(s) cannot be pruned exactly and stay whole "
-                f"(env.skipped_groups says why): {', '.join(self.skipped_groups)}",
+                f"{len(self.analysis.skipped)} group(s) cannot be pruned exactly and stay whole "
+                f"(env.skipped_groups says why): {', '.join(self.analysis.skipped)}",
                 stacklevel=2,
             )
         self.groups = self.analysis.groups
@@ -248,6 +247,11 @@ class PruneEnv(gym.Env):
         self.last_masks: list[np.ndarray] | None = None
 
     # --- public API -------------------------------------------------------------------------
+
+    @property
+    def skipped_groups(self) -> dict[str, str]:
+        """Groups left whole because they cannot be pruned exactly: root layer -> the reason."""
+        return dict(self.analysis.skipped)
 
     @property
     def finetune_steps(self) -> int:

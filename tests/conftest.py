@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -97,6 +98,21 @@ def residual_model():
 @pytest.fixture(scope="session")
 def mlp_env():
     return gym.make("PruneEnv-v0", task="fashion-mnist-mlp", eval_samples=200).unwrapped
+
+
+def random_trace(env, seed: int, episodes: int = 1) -> list:
+    """Every observation, reward and cost of ``episodes`` episodes of seeded random actions (the
+    env reset with seed, seed + 1, ...): two runs to compare for determinism."""
+    env.action_space.seed(seed)
+    trace = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        trace.append(obs)
+        done = False
+        while not done:
+            obs, reward, done, _, info = env.step(env.action_space.sample())
+            trace += [obs, np.array([reward, info["cost"]])]
+    return trace
 
 
 def run_episode(env, actions):

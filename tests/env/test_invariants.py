@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import random_trace
 
 import prune_env
 from prune_env import InvalidActionError
@@ -103,16 +104,7 @@ def _rollout(seed: int, finetune_steps: int = 0):
     env = gym.make(
         "PruneEnv-v0", task="fashion-mnist-mlp", eval_samples=100, finetune_steps=finetune_steps
     ).unwrapped
-    env.action_space.seed(seed)
-    trace = []
-    for episode in range(2):
-        obs, _ = env.reset(seed=seed + episode)
-        trace.append(obs)
-        done = False
-        while not done:
-            obs, reward, done, _, info = env.step(env.action_space.sample())
-            trace += [obs, np.array([reward, info["cost"]])]
-    return trace
+    return random_trace(env, seed, episodes=2)
 
 
 def test_same_seed_same_actions_same_results():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import conv_linear_macs
+from conftest import conv_linear_macs, random_trace
 
 import prune_env
 from prune_env.budgets import count_macs, count_params
@@ -108,14 +108,7 @@ def test_reset_restores_dense_weights_after_a_finetuned_episode():
 
 def _episode(seed: int):
     env = prune_env.PruneEnv(TASK, action_mode="ratio", budget_limit=0.3, eval_samples=50, finetune_steps=2)
-    env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
-    trace = [obs]
-    done = False
-    while not done:
-        obs, reward, done, _, info = env.step(env.action_space.sample())
-        trace += [obs, np.array([reward, info["cost"]])]
-    return trace
+    return random_trace(env, seed)
 
 
 def test_same_seed_same_episode():
