@@ -109,7 +109,7 @@ def export_plan(model: nn.Module, groups: Sequence[PrunableGroup]) -> ExportPlan
     """Which positions of which layer belong to which group's units, computed once per model, so
     that an export cuts the dense tensors directly instead of re-tracing the dependency graph
     (the plan is the groups' own slices, the ones the masks zero). ``None`` when a group touches
-    a layer :func:`cut_copy` cannot cut (GroupNorm, InstanceNorm, ...)."""
+    a layer :func:`cut_copy` cannot cut (InstanceNorm, LayerNorm, ...)."""
     if uncuttable_layers(model, groups):
         return None
     plan: ExportPlan = {}
