@@ -1,7 +1,7 @@
 """Which torchvision classifiers can PruneEnv prune exactly? One episode per model, isolated.
 
     python benchmarks/model_coverage.py [--max-params 140] [--size 224] [--timeout 300]
-        [--memory-gb 12] [--models NAME ...] [--out benchmarks/results/model_coverage.jsonl]
+        [--memory-gb 12] [--models NAME ...] [--redo] [--out benchmarks/results/model_coverage.jsonl]
 
 Every classification model of ``torchvision.models.list_models(module=torchvision.models)`` with
 at most ``--max-params`` million parameters (10 classes, random weights) is given to
@@ -12,7 +12,9 @@ process with ``--timeout`` seconds and ``--memory-gb`` of address space, so a mo
 exhausts memory is recorded as such instead of taking the machine down. Outcomes: ``pruned``
 (exactly), ``refused`` (a typed PruneEnv error: the reason), ``crashed`` (any other error),
 ``timeout``, ``out of memory``. One JSON line per model, appended atomically (resumable);
-``MODEL_COVERAGE.md`` is rewritten from the JSONL after every model.
+``MODEL_COVERAGE.md`` is rewritten from the JSONL after every model. ``--redo`` measures the
+``--models`` again and replaces their rows (after a change that affects them); the table keeps
+the command that covers every model and lists the re-measuring commands under it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import torch
 import torchvision
-from results_io import append_atomically, read_results
+from results_io import append_atomically, read_results, replace_atomically
 
 from prune_env.env import PruneEnv
 from prune_env.errors import PruneEnvError
@@ -99,7 +101,7 @@ def run_isolated(name: str, size: int, timeout: float, memory_gb: float) -> dict
     return {"outcome": "crashed", "reason": last[:300]}
 
 
-def write_table(out: Path, command: str) -> Path:
+def write_table(out: Path, command: str, redone: list[str] = ()) -> Path:
     rows = read_results(out)
     counts: dict[str, int] = {}
     for r in rows:
@@ -127,6 +129,9 @@ def write_table(out: Path, command: str) -> Path:
             f"{ratio} | {r.get('construction_s', 0):.1f} | {r.get('episode_s', 0):.1f} | {r.get('reason', '')} |"
         )
     lines += ["", f"Command: `{command}`", ""]
+    lines += [f"Re-measured: `{c}`" for c in redone]
+    if redone:
+        lines.append("")
     table = out.with_name("MODEL_COVERAGE.md")
     table.write_text("\n".join(lines))
     return table
@@ -139,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--memory-gb", type=float, default=12.0)
     parser.add_argument("--models", nargs="*", default=None)
+    parser.add_argument(
+        "--redo", action="store_true", help="measure the --models again, replacing their rows"
+    )
     parser.add_argument("--out", default="benchmarks/results/model_coverage.jsonl")
     parser.add_argument("--probe", default=None, help=argparse.SUPPRESS)  # the child's entry
     args = parser.parse_args(argv)
@@ -146,18 +154,50 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(probe(args.probe, args.size)))
         return 0
     out = Path(args.out)
-    done = {r["model"] for r in read_results(out)}
+    if args.redo and not args.models:
+        parser.error("--redo needs --models: the models to measure again")
+    done = set() if args.redo else {r["model"] for r in read_results(out)}
     models = classification_models(args.max_params, args.models)
-    command = "python benchmarks/model_coverage.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    given = argv if argv is not None else sys.argv[1:]
+    command = "python benchmarks/model_coverage.py " + " ".join(given)
+    redone = _redo_commands(out)
+    if args.redo:
+        redone.append(command.strip())
+        command = _recorded_command(out) or command
     for name, params in models:
         if name in done:
             continue
         row = {"model": name, "params_m": params, "size": INPUT_SIZE.get(name, args.size),
                **run_isolated(name, args.size, args.timeout, args.memory_gb)}  # fmt: skip
-        append_atomically(out, row)
+        if args.redo:
+            replace_atomically(out, row, lambda old, name=name: old["model"] == name)
+        else:
+            append_atomically(out, row)
         print(f"{name}: {row['outcome']} {row.get('reason', '')}", flush=True)
-        write_table(out, command.strip())
+        write_table(out, command.strip(), redone)
     return 0
+
+
+def _recorded_command(out: Path) -> str | None:
+    """The full command the committed table names (kept when some models are re-measured)."""
+    table = out.with_name("MODEL_COVERAGE.md")
+    if not table.is_file():
+        return None
+    for line in table.read_text().splitlines():
+        if line.startswith("Command: `"):
+            return line[len("Command: `") : -1]
+    return None
+
+
+def _redo_commands(out: Path) -> list[str]:
+    table = out.with_name("MODEL_COVERAGE.md")
+    if not table.is_file():
+        return []
+    return [
+        line[len("Re-measured: `") : -1]
+        for line in table.read_text().splitlines()
+        if line.startswith("Re-measured: `")
+    ]
 
 
 if __name__ == "__main__":

@@ -40,10 +40,23 @@ def append_atomically(path: Path, entry: dict) -> None:
     """Rewrite the file with one more line through a temporary file and an atomic rename, so a
     killed run never leaves a partial line."""
     lines = path.read_text() if path.is_file() else ""
+    _write_atomically(path, lines + json.dumps(entry, sort_keys=True) + "\n")
+
+
+def replace_atomically(path: Path, entry: dict, same) -> None:
+    """Rewrite the file with ``entry`` in place of the first entry for which ``same(old)`` holds
+    (appended when none does), atomically like :func:`append_atomically`."""
+    entries = read_results(path) if path.is_file() else []
+    at = next((i for i, old in enumerate(entries) if same(old)), len(entries))
+    entries[at : at + 1] = [entry]
+    _write_atomically(path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
+
+
+def _write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        f.write(lines + json.dumps(entry, sort_keys=True) + "\n")
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -48,7 +48,12 @@ class PruneEnv(gym.Env):
     An agent prunes a trained network, one group of coupled layers per step, in forward order.
     A *group* is what Torch-Pruning's dependency graph says must be pruned together: a conv or
     linear layer with its BatchNorm and the next layer's inputs, or every layer writing into one
-    residual stream. A group's *units* are its root layer's output channels or neurons. The
+    residual stream. A group's *units* are its root layer's output channels or neurons. Other
+    kinds of unit: a whole convolution or norm group where a grouped convolution or a GroupNorm
+    ties channels (``is_tied``), and an attention head of an ``nn.MultiheadAttention`` (its
+    query, key, value and output slices; ``is_conv = is_linear = 0``, ``is_tied = 1``). LayerNorms,
+    layer scales, class tokens and position embeddings are cut with the channels they carry
+    (a masked LayerNorm normalizes over the kept channels, as the pruned one does). The
     classifier's outputs are never pruned. After the last group, the pruned network is scored
     on held-out validation images (the reward) and measured by the budget functions (the cost).
 
@@ -75,9 +80,9 @@ class PruneEnv(gym.Env):
     |-------|------|---------|
     | 0 | group_index | step / (number of groups - 1) |
     | 1 | is_conv | 1 if the group's root is a convolution |
-    | 2 | is_linear | 1 if the group's root is a linear layer |
+    | 2 | is_linear | 1 if the group's root is a linear layer (0 for both: attention heads) |
     | 3 | is_coupled | 1 if several layers write the group's units (a residual stream) |
-    | 4 | is_tied | 1 if a unit is a whole convolution or norm group (a grouped convolution or a GroupNorm runs through the group; ``group.tied``) |
+    | 4 | is_tied | 1 if a unit is several tied slices: a whole convolution or norm group (a grouped convolution or a GroupNorm runs through the group), or an attention head (``group.tied``) |
     | 5 | width | units of the group / max_units |
     | 6 | in_width | input channels of the root / largest input width of any group |
     | 7 | kernel_size | kernel area of the root / largest kernel area (1 for linear) |

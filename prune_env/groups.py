@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +26,7 @@ from prune_env.analysis_bounds import bounded_group_search
 from prune_env.errors import AnalysisTooCostlyError, UnsupportedModelError
 
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm2d)
+NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,13 @@ class UnitSlice:
     side: str  # "out" or "in"
     positions: np.ndarray
     units: np.ndarray
+    # None for a layer's slice. For a bare parameter (a ConvNeXt layer scale, a ViT class token:
+    # ``module`` is then the parameter's full name, ``side`` is "out"), the dimension it is cut along.
+    dim: int | None = None
+
+    @property
+    def bare(self) -> bool:
+        return self.dim is not None
 
 
 @dataclass
@@ -49,7 +57,7 @@ class PrunableGroup:
 
     index: int
     name: str  # the root layer's module name
-    kind: str  # "conv" or "linear"
+    kind: str  # "conv", "linear" or "heads" (attention heads of an nn.MultiheadAttention)
     width: int  # number of units (root output channels / neurons)
     in_width: int
     kernel_size: int
@@ -119,15 +127,20 @@ def call_model(model: nn.Module, inputs) -> torch.Tensor:
 
 
 def _trace_layers(model: nn.Module, example_inputs) -> tuple[list[str], dict[str, float]]:
-    """Execution order of conv/linear layers and their dense MACs per example."""
+    """Execution order of conv, linear and multi-head attention layers, and the conv and linear
+    layers' dense MACs per example."""
     names = {m: n for n, m in model.named_modules()}
     order: list[str] = []
     macs: dict[str, float] = {}
 
     def hook(module, inputs, output):
         name = names[module]
-        if name not in macs:
-            order.append(name)
+        if name in macs:
+            return None
+        order.append(name)
+        if isinstance(module, nn.MultiheadAttention):  # its order only: estimates count conv and linear
+            macs[name] = 0.0
+        else:
             batch = output.shape[0] if output.dim() > 1 else 1
             if isinstance(module, nn.Linear):
                 macs[name] = output.numel() / batch * module.in_features
@@ -136,7 +149,11 @@ def _trace_layers(model: nn.Module, example_inputs) -> tuple[list[str], dict[str
                 macs[name] = output.numel() / batch * module.in_channels // module.groups * kernel
         return None
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, PRUNABLE_TYPES)]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (*PRUNABLE_TYPES, nn.MultiheadAttention))
+    ]
     try:
         with torch.no_grad():
             call_model(model, example_inputs)
@@ -183,7 +200,9 @@ def tolerant_index_mapping():
 
 def build_dependency_graph(model: nn.Module, example_inputs) -> tp.DependencyGraph:
     try:
-        with tolerant_index_mapping():
+        with tolerant_index_mapping(), warnings.catch_warnings():
+            # its guess of the bare parameters' dimension is checked slice by slice (_bare_parameter_slice)
+            warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
             return tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
     except Exception as exc:
         raise UnsupportedModelError(
@@ -252,8 +271,8 @@ def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupA
     """Find the prunable groups of ``model`` in forward order.
 
     The classifier (the last conv or linear layer to run) keeps its outputs. A group that
-    touches a layer whose slices cannot be masked exactly (a LayerNorm, attention's packed
-    projections, a bare parameter...) is left whole and recorded in ``skipped`` with the
+    touches a layer whose slices cannot be masked exactly (attention's packed projections, a
+    LayerNorm over several dimensions...) is left whole and recorded in ``skipped`` with the
     reason; with ``strict`` it raises :class:`UnsupportedModelError` instead. No group left
     raises in either case.
     """
@@ -261,11 +280,13 @@ def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupA
     model.eval()
     try:
         order, macs = _trace_layers(model, example_inputs)
-        if not order:
-            raise UnsupportedModelError("the model runs no Conv or Linear layer: nothing to prune")
         modules = dict(model.named_modules())
+        computing = [n for n in order if isinstance(modules[n], PRUNABLE_TYPES)]
+        if not computing:
+            raise UnsupportedModelError("the model runs no Conv or Linear layer: nothing to prune")
         names = {m: n for n, m in modules.items()}
-        classifier = order[-1]
+        param_names = {id(p): n for n, p in model.named_parameters()}
+        classifier = computing[-1]
         graph = build_dependency_graph(model, example_inputs)
         raw_groups, unfollowed = _all_groups(graph, names, ignored=modules[classifier], strict=strict)
     finally:
@@ -277,7 +298,7 @@ def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupA
     for raw in raw_groups:
         root_name = names[raw[0].dep.target.module]
         try:
-            group = _group_from(raw, graph, names, macs, order, layers)
+            group = _group_from(raw, graph, names, param_names, macs, order, layers)
         except UnsupportedModelError as exc:
             if strict:
                 raise
@@ -285,18 +306,21 @@ def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupA
             continue
         if group is not None:
             groups.append(group)
-    # Layers outside every group (the classifier among them) still count in estimates.
-    for name in order:
-        layers.setdefault(name, _layer_info(name, modules[name], macs.get(name, 0.0)))
-
-    if not groups:
-        raise UnsupportedModelError(
-            _nothing_left(skipped) if skipped else "the model has no prunable group besides its classifier"
-        )
     groups, refused = tie_grouped_convolutions(groups, modules, order)
+    heads, refused_heads = head_groups({n: modules[n] for n in order})
+    refused.update(refused_heads)
     if refused and strict:
         raise UnsupportedModelError(next(iter(refused.values())))
     skipped.update(refused)
+    groups += heads
+    # Layers outside every group (the classifier among them) still count in estimates.
+    for name in order:
+        layers.setdefault(name, _layer_info(name, modules[name], macs.get(name, 0.0)))
+    for group in heads:  # the output projection runs inside the attention, not as a module
+        for s in group.slices:
+            layers.setdefault(s.module, _layer_info(s.module, modules[s.module], 0.0))
+    if not groups and not skipped:
+        raise UnsupportedModelError("the model has no prunable group besides its classifier")
     if not groups:
         raise UnsupportedModelError(_nothing_left(skipped))
     groups.sort(key=lambda g: min(order.index(n) for n in g.layers))
@@ -311,7 +335,7 @@ def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupA
     return GroupAnalysis(groups, layers, classifier, order, skipped)
 
 
-def _group_from(raw, graph, names, macs, order, layers) -> PrunableGroup | None:
+def _group_from(raw, graph, names, param_names, macs, order, layers) -> PrunableGroup | None:
     """One Torch-Pruning group as a :class:`PrunableGroup` (``None`` when its root is not a
     conv or linear layer); raises :class:`UnsupportedModelError` naming the layer at fault."""
     root = raw[0].dep.target.module
@@ -319,40 +343,46 @@ def _group_from(raw, graph, names, macs, order, layers) -> PrunableGroup | None:
     slices, producers = [], []
     for item in raw:
         module = item.dep.target.module
-        if isinstance(module, nn.Parameter):
+        if None in item.root_idxs:
+            where = param_names.get(id(module)) or names.get(module, type(module).__name__)
             raise UnsupportedModelError(
-                f"group rooted at {root_name!r} prunes a bare parameter; such models are not supported"
+                f"torch-pruning lost the unit mapping of {where!r} in the group of {root_name!r}"
             )
+        positions, units = np.asarray(item.idxs, dtype=np.int64), np.asarray(item.root_idxs, dtype=np.int64)
+        if isinstance(module, nn.Parameter):
+            bare = _bare_parameter_slice(module, item.dep.target, param_names, root_name, positions, units)
+            if bare is not None:
+                slices.append(bare)
+                layers.setdefault(bare.module, _parameter_info(bare.module, module, bare.dim))
+            continue
+        if isinstance(module, nn.LayerNorm):  # with or without parameters, it mixes the channels
+            _check_layer_norm(module, names[module], root_name)
         if module not in names or not any(True for _ in module.parameters(recurse=False)):
             continue  # torch-pruning's reshape / concat / element-wise ops: nothing to mask
         name = names[module]
-        if isinstance(module, nn.LayerNorm):
-            raise UnsupportedModelError(
-                f"layer {name!r} (LayerNorm) normalizes the channels of the group of {root_name!r}: "
-                "a LayerNorm's mean and variance run over every channel, so a masked channel "
-                "(zeroed) still counts in them and the masked network would not equal the pruned "
-                "one. LayerNorm inside a group is not supported yet (ConvNeXt, Swin, ViT); a "
-                "BatchNorm or GroupNorm in its place is (GroupNorm loses whole norm groups)"
-            )
+        if isinstance(module, nn.MultiheadAttention):  # a stream around it: input columns, output rows
+            reason = _unsupported_attention(module)
+            if reason:
+                raise UnsupportedModelError(
+                    f"layer {name!r} (MultiheadAttention) reads the channels of the group of {root_name!r} "
+                    f"and {reason}"
+                )
+            slices += [
+                UnitSlice(name, "in", positions, units),
+                UnitSlice(f"{name}.out_proj", "out", positions, units),
+            ]
+            producers.append(name)
+            layers.setdefault(name, _layer_info(name, module, 0.0))
+            layers.setdefault(f"{name}.out_proj", _layer_info(f"{name}.out_proj", module.out_proj, 0.0))
+            continue
         if not isinstance(module, PRUNABLE_TYPES + NORM_TYPES):
             supported = ", ".join(t.__name__ for t in PRUNABLE_TYPES + NORM_TYPES)
             raise UnsupportedModelError(
                 f"layer {name!r} ({type(module).__name__}) is coupled to the group of {root_name!r}; "
-                f"PruneEnv prunes the slices of {supported} only"
+                f"PruneEnv prunes the slices of {supported} and of bare parameters only"
             )
         side = "out" if isinstance(module, NORM_TYPES) else _side(graph, item.dep.handler)
-        if None in item.root_idxs:
-            raise UnsupportedModelError(
-                f"torch-pruning lost the unit mapping of layer {name!r} in the group of {root_name!r}"
-            )
-        slices.append(
-            UnitSlice(
-                name,
-                side,
-                np.asarray(item.idxs, dtype=np.int64),
-                np.asarray(item.root_idxs, dtype=np.int64),
-            )
-        )
+        slices.append(UnitSlice(name, side, positions, units))
         if side == "out" and isinstance(module, PRUNABLE_TYPES):
             producers.append(name)
         layers.setdefault(name, _layer_info(name, module, macs.get(name, 0.0)))
@@ -370,6 +400,45 @@ def _group_from(raw, graph, names, macs, order, layers) -> PrunableGroup | None:
         layers=sorted(producers, key=order.index),
         slices=slices,
     )
+
+
+def _check_layer_norm(norm: nn.LayerNorm, name: str, root_name: str) -> None:
+    """A LayerNorm inside a group is masked by computing its statistics over the kept channels
+    only (:mod:`prune_env.masked_norms`), which needs one normalized dimension and an affine
+    weight to recognise it by."""
+    if len(norm.normalized_shape) != 1 or norm.weight is None:
+        raise UnsupportedModelError(
+            f"layer {name!r} (LayerNorm over {tuple(norm.normalized_shape)}"
+            f"{', no affine weight' if norm.weight is None else ''}) normalizes the channels of the group of "
+            f"{root_name!r}: prune-env masks a LayerNorm over one dimension with an affine weight only"
+        )
+
+
+def _bare_parameter_slice(param, node, param_names, root_name, positions, units) -> UnitSlice | None:
+    """The slice of a parameter no layer wraps (a layer scale, a class token, a position
+    embedding), along the dimension Torch-Pruning prunes. ``None`` when that dimension does not
+    hold the group's channels: Torch-Pruning guesses the dimension (the last one larger than 1)
+    and also couples a table added by broadcasting, such as Swin's per-head relative position
+    bias, which has no channel of the group; it is left out, and the probe proves the group's
+    export without it."""
+    name = param_names.get(id(param))
+    dim = getattr(node, "pruning_dim", None)
+    if name is None or dim is None:
+        raise UnsupportedModelError(
+            f"group rooted at {root_name!r} prunes a bare parameter of shape {tuple(param.shape)} that "
+            "prune-env cannot locate in the model"
+        )
+    dim = int(dim) % param.dim()
+    if param.shape[dim] != len(np.unique(positions)) or positions.max(initial=-1) >= param.shape[dim]:
+        return None
+    return UnitSlice(name, "out", positions, units, dim=dim)
+
+
+def _parameter_info(name: str, param: nn.Parameter, dim: int) -> LayerInfo:
+    """A bare parameter as a layer of its own for the estimate: its cut dimension first."""
+    shape = list(param.shape)
+    shape.insert(0, shape.pop(dim))
+    return LayerInfo(name, {"": tuple(shape)}, 0.0, shape[0], None)
 
 
 def is_grouped_conv(module: nn.Module) -> bool:
@@ -429,7 +498,7 @@ def tie_grouped_convolutions(
     tied_layers: dict[str, list[tuple[int, UnitSlice]]] = {}
     for gi, group in enumerate(groups):
         for s in group.slices:
-            if channel_groups(modules[s.module]) is not None:
+            if channel_groups(modules.get(s.module)) is not None:
                 tied_layers.setdefault(s.module, []).append((gi, s))
     if not tied_layers:
         return groups, {}
@@ -499,6 +568,42 @@ def tie_grouped_convolutions(
     return result, {}
 
 
+def head_groups(modules: dict[str, nn.Module]) -> tuple[list[PrunableGroup], dict[str, str]]:
+    """One group per ``nn.MultiheadAttention`` with at least two heads, its heads the units
+    (a head's query, key and value rows of the packed input projection with its columns of the
+    output projection; :mod:`prune_env.attention` exports them); and the layers left whole
+    (name -> reason)."""
+    groups, refused = [], {}
+    for name, module in modules.items():
+        if not isinstance(module, nn.MultiheadAttention) or module.num_heads < 2:
+            continue
+        reason = _unsupported_attention(module)
+        if reason:
+            refused[name] = f"layer {name!r} (MultiheadAttention) {reason}, so its heads stay whole"
+            continue
+        embed, heads, size = module.embed_dim, module.num_heads, module.head_dim
+        within = np.arange(embed)  # position h * size + j belongs to head h
+        units = within // size
+        rows = np.concatenate([within, within + embed, within + 2 * embed])  # query, key, value
+        slices = [
+            UnitSlice(name, "out", rows, np.tile(units, 3)),
+            UnitSlice(f"{name}.out_proj", "in", within, units),
+        ]
+        groups.append(
+            PrunableGroup(index=-1, name=name, kind="heads", width=heads, in_width=embed, kernel_size=1,
+                       stride=1, layers=[name], slices=slices, tied=True)
+        )  # fmt: skip
+    return groups, refused
+
+
+def _unsupported_attention(attention: nn.MultiheadAttention) -> str | None:
+    if not attention._qkv_same_embed_dim:
+        return "projects keys and values from other widths (kdim / vdim)"
+    if attention.bias_k is not None:
+        return "adds learned key and value biases (add_bias_kv)"
+    return None
+
+
 def _layer_info(name: str, module: nn.Module, macs: float) -> LayerInfo:
     if isinstance(module, nn.modules.conv._ConvNd):
         out_size, in_size = module.out_channels, module.in_channels
@@ -524,13 +629,17 @@ def _touched_params(group: PrunableGroup, layers: dict[str, LayerInfo]) -> int:
 
 
 def unit_importance(model: nn.Module, group: PrunableGroup) -> np.ndarray:
-    """L1 magnitude of each unit: the sum of |w| of every producer's output slice of that unit."""
+    """L1 magnitude of each unit: the sum of |w| of every producer's output slice of that unit
+    (for attention heads, of their query, key and value projection rows)."""
     modules = dict(model.named_modules())
     scores = np.zeros(group.width, dtype=np.float64)
     for s in group.slices:
-        if s.side != "out" or not isinstance(modules[s.module], PRUNABLE_TYPES):
+        module = modules.get(s.module)
+        if s.side != "out" or not isinstance(module, (*PRUNABLE_TYPES, nn.MultiheadAttention)):
             continue
-        weight = modules[s.module].weight.detach()
+        weight = (
+            module.in_proj_weight if isinstance(module, nn.MultiheadAttention) else module.weight
+        ).detach()
         per_position = weight.abs().flatten(1).sum(1).double().cpu().numpy()[s.positions]
         np.add.at(scores, s.units, per_position)
     return scores

@@ -17,7 +17,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
+from torchvision.models import VisionTransformer
 
+import prune_env.masked_norms as masked_norms
+from prune_env.attention import cut_attention
 from prune_env.errors import PruningMismatchError, UnsupportedModelError
 from prune_env.groups import (
     GroupAnalysis,
@@ -36,8 +39,15 @@ Keep = Sequence[np.ndarray]  # one boolean array per group, True = unit kept
 
 
 def apply_masks(model: nn.Module, groups: Sequence[PrunableGroup], keep: Keep) -> None:
-    """Zero, in place, every slice of every pruned unit."""
+    """Zero, in place, every slice of every pruned unit; a LayerNorm also leaves the pruned
+    channels out of its statistics (:mod:`prune_env.masked_norms`: run the masked network
+    inside ``kept_channel_statistics``, as :func:`output_gap` does)."""
     modules = dict(model.named_modules())
+    params = dict(model.named_parameters())
+    for group in groups:
+        for s in group.slices:
+            if isinstance(modules.get(s.module), nn.LayerNorm):
+                masked_norms.reset(modules[s.module])
     with torch.no_grad():
         for group in groups:
             kept = keep[group.index]
@@ -47,18 +57,26 @@ def apply_masks(model: nn.Module, groups: Sequence[PrunableGroup], keep: Keep) -
                 positions = s.positions[~kept[s.units]]
                 if positions.size == 0:
                     continue
+                if s.bare:
+                    param = params[s.module]
+                    param.index_fill_(s.dim, torch.as_tensor(positions, device=param.device), 0.0)
+                    continue
                 module = modules[s.module]
                 if s.side == "out":
                     for param in module.parameters(recurse=False):
                         idx = torch.as_tensor(positions, device=param.device)
                         param.index_fill_(0, idx, 0.0)
+                    if isinstance(module, nn.LayerNorm):
+                        masked_norms.drop_channels(module, positions)
                 elif is_grouped_conv(module):  # whole convolution groups: their output rows
                     rows = torch.as_tensor(_group_rows(module, positions), device=module.weight.device)
                     for param in module.parameters(recurse=False):
                         param.index_fill_(0, rows, 0.0)
                 else:
-                    idx = torch.as_tensor(positions, device=module.weight.device)
-                    module.weight.index_fill_(1, idx, 0.0)
+                    weight = (
+                        module.in_proj_weight if isinstance(module, nn.MultiheadAttention) else module.weight
+                    )
+                    weight.index_fill_(1, torch.as_tensor(positions, device=weight.device), 0.0)
 
 
 def _group_rows(conv: nn.Module, in_positions: np.ndarray) -> np.ndarray:
@@ -99,6 +117,7 @@ def prune_copy(model: nn.Module, example_inputs, groups: Sequence[PrunableGroup]
 # is exported by Torch-Pruning (:func:`prune_copy`) every time.
 CUTTABLE_TYPES = (
     nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm,
+    nn.LayerNorm, nn.MultiheadAttention,
 )  # fmt: skip
 
 # layer name -> the (group index, slice) pairs that touch it
@@ -109,7 +128,7 @@ def export_plan(model: nn.Module, groups: Sequence[PrunableGroup]) -> ExportPlan
     """Which positions of which layer belong to which group's units, computed once per model, so
     that an export cuts the dense tensors directly instead of re-tracing the dependency graph
     (the plan is the groups' own slices, the ones the masks zero). ``None`` when a group touches
-    a layer :func:`cut_copy` cannot cut (InstanceNorm, LayerNorm, ...)."""
+    a layer :func:`cut_copy` cannot cut (InstanceNorm, attention, ...)."""
     if uncuttable_layers(model, groups):
         return None
     plan: ExportPlan = {}
@@ -122,7 +141,7 @@ def export_plan(model: nn.Module, groups: Sequence[PrunableGroup]) -> ExportPlan
 def uncuttable_layers(model: nn.Module, groups: Sequence[PrunableGroup]) -> list[str]:
     """The layers in some group that :func:`cut_copy` cannot cut."""
     modules = dict(model.named_modules())
-    names = {s.module for g in groups for s in g.slices}
+    names = {s.module for g in groups for s in g.slices if not s.bare}
     return sorted(n for n in names if not isinstance(modules[n], CUTTABLE_TYPES))
 
 
@@ -131,14 +150,47 @@ def cut_copy(model: nn.Module, plan: ExportPlan, keep: Keep) -> nn.Module:
     the network :func:`prune_copy` builds, from the plan instead of a fresh trace."""
     pruned = copy.deepcopy(model).eval()
     modules = dict(pruned.named_modules())
+    params = dict(pruned.named_parameters())
     for name, slices in plan.items():
         dropped = {"out": [], "in": []}
         for group_index, s in slices:
             dropped[s.side].append(s.positions[~keep[group_index][s.units]])
+        if slices[0][1].bare:
+            dim = slices[0][1].dim
+            kept = _kept(params[name].shape[dim], dropped["out"])
+            if kept is not None:
+                _cut_parameter(modules, name, dim, kept)
+            continue
         module = modules[name]
+        if isinstance(module, nn.MultiheadAttention):  # heads: a replacement layer (prune_env.attention)
+            owner, _, attr = name.rpartition(".")
+            rows, columns = (
+                _kept(3 * module.embed_dim, dropped["out"]),
+                _kept(module.embed_dim, dropped["in"]),
+            )
+            setattr(modules[owner], attr, cut_attention(module, rows, columns))
+            continue
         out_size, in_size = _sizes(module)
         _cut(module, _kept(out_size, dropped["out"]), _kept(in_size, dropped["in"]) if in_size else None)
+    _sync_width_attributes(pruned)
     return pruned
+
+
+def _sync_width_attributes(model: nn.Module) -> None:
+    """Widths a forward reads from attributes rather than tensors: torchvision's
+    VisionTransformer reshapes its patches by ``hidden_dim``."""
+    for module in model.modules():
+        if isinstance(module, VisionTransformer):
+            module.hidden_dim = module.conv_proj.out_channels
+
+
+def _cut_parameter(modules: dict[str, nn.Module], name: str, dim: int, keep: torch.Tensor) -> None:
+    owner, _, attr = name.rpartition(".")
+    module = modules[owner]
+    param = getattr(module, attr)
+    with torch.no_grad():
+        cut = param.index_select(dim, keep.to(param.device))
+    setattr(module, attr, nn.Parameter(cut, requires_grad=param.requires_grad))
 
 
 def _sizes(module: nn.Module) -> tuple[int, int | None]:
@@ -148,6 +200,8 @@ def _sizes(module: nn.Module) -> tuple[int, int | None]:
         return module.out_features, module.in_features
     if isinstance(module, nn.GroupNorm):
         return module.num_channels, None
+    if isinstance(module, nn.LayerNorm):
+        return module.normalized_shape[0], None
     return module.num_features, None
 
 
@@ -190,6 +244,8 @@ def _cut(module: nn.Module, out_keep: torch.Tensor | None, in_keep: torch.Tensor
         module.out_features, module.in_features = module.weight.shape[0], module.weight.shape[1]
     elif isinstance(module, nn.GroupNorm) and out_keep is not None:
         _cut_group_norm(module, out_keep)
+    elif isinstance(module, nn.LayerNorm) and out_keep is not None:
+        module.normalized_shape = (len(out_keep),)
     elif out_keep is not None:
         module.num_features = len(out_keep)
 
@@ -224,9 +280,10 @@ def _regroup(conv: nn.Module, out_keep: torch.Tensor | None, in_keep: torch.Tens
 def output_gap(reference: nn.Module, candidate: nn.Module, inputs) -> float:
     """Largest absolute output difference, divided by max(1, largest |reference output|).
 
-    Infinite when shapes differ or the candidate fails to run.
+    Infinite when shapes differ or the candidate fails to run. A masked reference's LayerNorms
+    use their kept channels' statistics.
     """
-    with torch.no_grad():
+    with torch.no_grad(), masked_norms.kept_channel_statistics(reference):
         expected = call_model(reference, inputs)
         try:
             got = call_model(candidate, inputs)
@@ -289,7 +346,7 @@ def probe_groups(
             raise UnsupportedModelError(f"group(s) {tied}: {reason}")
         analysis = analysis.without({g.name: reason for g in groups if g.tied})
         groups = analysis.groups
-    plan = export_plan(model, groups) if any(g.tied for g in groups) else None
+    plan = export_plan(model, groups)
     keep = random_keep(groups, np.random.default_rng(seed))
     if _agrees(model, example_inputs, groups, keep, plan):
         return analysis
@@ -317,14 +374,15 @@ def probe_groups(
 
 
 def _agrees(model: nn.Module, example_inputs, groups, keep, plan: ExportPlan | None) -> bool:
-    """Masked == pruned: by Torch-Pruning for groups of root channels, and by the export plan's
-    cut for tied groups (whose units Torch-Pruning does not know)."""
-    untied = [np.ones(g.width, dtype=bool) if g.tied else keep[g.index] for g in groups]
+    """Masked == pruned, for the export the environment makes: the export plan's cut where the
+    model has one, else Torch-Pruning (which cannot express tied groups: those stay whole)."""
     try:
+        if plan is not None:
+            check_export(masked_copy(model, groups, keep), cut_copy(model, plan, keep), example_inputs)
+            return True
+        untied = [np.ones(g.width, dtype=bool) if g.tied else keep[g.index] for g in groups]
         if not all(k.all() for k in untied):
             check_export(masked_copy(model, groups, untied), prune_copy(model, example_inputs, groups, untied), example_inputs)  # fmt: skip
-        if plan is not None and any(g.tied and not keep[g.index].all() for g in groups):
-            check_export(masked_copy(model, groups, keep), cut_copy(model, plan, keep), example_inputs)
     except (PruningMismatchError, UnsupportedModelError):
         return False
     return True

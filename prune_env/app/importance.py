@@ -24,11 +24,10 @@ from prune_env.errors import NotApplicableError
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def _per_position(values: torch.Tensor, side: str) -> np.ndarray:
-    """Sum of ``values`` over everything but the output (``"out"``) or input (``"in"``) dimension."""
+def _per_position(values: torch.Tensor, dim: int) -> np.ndarray:
+    """Sum of ``values`` over everything but dimension ``dim``."""
     if values.dim() == 1:
         return values.double().cpu().numpy()
-    dim = 0 if side == "out" else 1
     return values.transpose(0, dim).flatten(1).sum(1).double().cpu().numpy()
 
 
@@ -39,6 +38,7 @@ def taylor_importance(
     ``batches`` training batches (the dense network in eval mode: BatchNorm uses its statistics)."""
     model = copy.deepcopy(env.model).eval()
     modules = dict(model.named_modules())
+    bare = dict(model.named_parameters())
     rng = np.random.default_rng(seed)
     scores = [np.zeros(g.width) for g in env.groups]
     for _ in range(batches):
@@ -48,12 +48,24 @@ def taylor_importance(
         for group in env.groups:
             contribution = np.zeros(group.width)
             for s in group.slices:
-                module = modules[s.module]
-                params = module.parameters(recurse=False) if s.side == "out" else [module.weight]
-                for param in params:
+                if s.bare:
+                    sliced = [(bare[s.module], s.dim)]
+                elif s.side == "out":
+                    sliced = [(p, 0) for p in modules[s.module].parameters(recurse=False)]
+                else:
+                    module = modules[s.module]
+                    sliced = [
+                        (
+                            module.in_proj_weight
+                            if isinstance(module, nn.MultiheadAttention)
+                            else module.weight,
+                            1,
+                        )
+                    ]
+                for param, dim in sliced:
                     if param.grad is None:
                         continue
-                    per_position = _per_position((param * param.grad).detach(), s.side)
+                    per_position = _per_position((param * param.grad).detach(), dim)
                     np.add.at(contribution, s.units, per_position[s.positions])
             scores[group.index] += contribution**2
     return [s / batches for s in scores]
@@ -70,7 +82,7 @@ def bn_scale_importance(env: PruneEnv) -> list[np.ndarray | None]:
     for group in env.groups:
         total = None
         for s in group.slices:
-            module = modules[s.module]
+            module = modules.get(s.module)
             if s.side == "out" and isinstance(module, BATCHNORM_TYPES) and module.weight is not None:
                 total = np.zeros(group.width) if total is None else total
                 np.add.at(total, s.units, module.weight.detach().abs().double().cpu().numpy()[s.positions])

@@ -92,11 +92,12 @@ def test_model_without_prunable_layers_is_rejected():
 
 
 class NormedMLP(torch.nn.Module):
-    """A LayerNorm on the first hidden layer (its group cannot be masked exactly), a plain second one."""
+    """A LayerNorm without affine weight on the first hidden layer (its group cannot be masked
+    exactly: prune-env masks a LayerNorm by its weight), a plain second one."""
 
     def __init__(self):
         super().__init__()
-        self.fc1, self.norm = torch.nn.Linear(6, 8), torch.nn.LayerNorm(8)
+        self.fc1, self.norm = torch.nn.Linear(6, 8), torch.nn.LayerNorm(8, elementwise_affine=False)
         self.fc2, self.out = torch.nn.Linear(8, 16), torch.nn.Linear(16, 3)
 
     def forward(self, x):
@@ -111,7 +112,10 @@ def test_a_group_that_cannot_be_pruned_exactly_stays_whole_with_its_reason():
             model=NormedMLP().eval(), eval_data=(x, y), eval_samples=16, budget_limit=1.0
         )
     assert env.group_names == ["fc2"]
-    assert "'norm' (LayerNorm) normalizes the channels of the group of 'fc1'" in env.skipped_groups["fc1"]
+    assert (
+        "'norm' (LayerNorm over (8,), no affine weight) normalizes the channels of the group of 'fc1'"
+        in env.skipped_groups["fc1"]
+    )
     env.reset(seed=0)
     keep = np.zeros(env.max_units, dtype=np.int8)
     keep[:5] = 1
@@ -123,7 +127,7 @@ def test_a_group_that_cannot_be_pruned_exactly_stays_whole_with_its_reason():
     assert info["params_ratio"] == pytest.approx(
         (dense - 11 * (8 + 1) - 11 * 3) / dense
     )  # fc2 rows + biases, out columns
-    with pytest.raises(UnsupportedModelError, match="'norm' \\(LayerNorm\\)"):
+    with pytest.raises(UnsupportedModelError, match="'norm' \\(LayerNorm over"):
         prune_env.PruneEnv(model=NormedMLP().eval(), eval_data=(x, y), strict=True)
 
 

@@ -155,11 +155,19 @@ def test_a_group_norm_ties_the_channels_of_each_norm_group():
         )
 
 
-def test_layer_norm_in_a_group_is_refused_with_the_reason():
-    model = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 3))
+def test_a_layer_norm_over_two_dimensions_in_a_group_is_refused_with_the_reason():
+    model = nn.Sequential(
+        nn.Linear(6, 8),
+        nn.Unflatten(1, (2, 4)),
+        nn.LayerNorm((2, 4)),
+        nn.Flatten(),
+        nn.ReLU(),
+        nn.Linear(8, 3),
+    )
     x = torch.randn(4, 6)
     with pytest.raises(
-        UnsupportedModelError, match=r"'1' \(LayerNorm\) normalizes the channels of the group of '0'"
+        UnsupportedModelError,
+        match=r"'2' \(LayerNorm over \(2, 4\)\) normalizes the channels of the group of '0'",
     ):
         PruneEnv(model=model.eval(), eval_data=(x, torch.zeros(4, dtype=torch.long)), eval_samples=4)
 

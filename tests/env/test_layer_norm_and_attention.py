@@ -1,0 +1,198 @@
+"""LayerNorm inside groups (statistics over the kept channels), bare parameters in groups
+(layer scales, class tokens) and attention heads as units: every export equals the masked
+network, and the parameter estimate stays exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prune_env import masked_norms
+from prune_env.attention import PrunedMultiheadAttention, cut_attention
+from prune_env.budgets import count_params
+from prune_env.env import DESCRIPTOR_NAMES, PruneEnv
+from prune_env.groups import analyze
+from prune_env.masking import AGREEMENT_TOLERANCE, masked_copy, output_gap, random_keep
+
+
+class ChannelsFirstLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW tensor (ConvNeXt's LayerNorm2d)."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+
+
+class TinyConvNeXt(nn.Module):
+    """stem + LayerNorm2d -> one ConvNeXt block (depthwise 3x3, LayerNorm, MLP 8 -> 16 -> 8,
+    layer scale, residual add) -> LayerNorm2d -> classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.stem_norm = nn.Conv2d(3, 8, 2, stride=2), ChannelsFirstLayerNorm(8)
+        self.dwconv, self.norm = nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.LayerNorm(8)
+        self.fc1, self.fc2 = nn.Linear(8, 16), nn.Linear(16, 8)
+        self.layer_scale = nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+        self.head_norm, self.head = ChannelsFirstLayerNorm(8), nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.stem_norm(self.stem(x))
+        y = self.norm(self.dwconv(x).permute(0, 2, 3, 1))
+        y = self.fc2(F.gelu(self.fc1(y))).permute(0, 3, 1, 2)
+        x = x + self.layer_scale * y
+        return self.head(self.head_norm(x).mean((2, 3)))
+
+
+class TinyViT(nn.Module):
+    """patch embedding, class token and position embedding, one encoder block with 4 heads of
+    size 4, classifier on the class token."""
+
+    def __init__(self, batch_first: bool = True):
+        super().__init__()
+        self.batch_first = batch_first
+        self.patch = nn.Conv2d(3, 16, 4, stride=4)
+        self.class_token = nn.Parameter(torch.randn(1, 1, 16))
+        self.position = nn.Parameter(torch.randn(1, 5, 16))
+        self.ln_1, self.attention = nn.LayerNorm(16), nn.MultiheadAttention(16, 4, batch_first=batch_first)
+        self.ln_2, self.mlp = nn.LayerNorm(16), nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], 1) + self.position
+        y = self.ln_1(x)
+        if not self.batch_first:
+            y = y.transpose(0, 1)
+        y, _ = self.attention(y, y, y, need_weights=False)
+        x = x + (y if self.batch_first else y.transpose(0, 1))
+        x = x + self.mlp(self.ln_2(x))
+        return self.head(x[:, 0])
+
+
+def _randomized(model: nn.Module) -> nn.Module:
+    """Norm weights and biases away from 1 and 0, so a wrong channel shows in the output."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g))
+    return model.eval()
+
+
+def _env(model, **kwargs):
+    x = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    return PruneEnv(model=model, eval_data=(x, torch.zeros(8, dtype=torch.long)), eval_samples=8, **kwargs)
+
+
+def test_masked_layer_norm_normalizes_over_the_kept_channels_only():
+    torch.manual_seed(0)
+    norm = _randomized(nn.Sequential(nn.LayerNorm(6)))[0]
+    x = torch.randn(3, 4, 6)
+    kept = torch.tensor([True, False, True, True, False, True])
+    masked_norms.drop_channels(norm, np.flatnonzero(~kept.numpy()))
+    with masked_norms.kept_channel_statistics(norm):
+        got = norm(x)
+    expected = torch.zeros_like(x)
+    expected[..., kept] = F.layer_norm(x[..., kept], (4,), norm.weight[kept], norm.bias[kept], norm.eps)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(norm(x), F.layer_norm(x, (6,), norm.weight, norm.bias))  # outside: dense
+    masked_norms.reset(norm)
+    with masked_norms.kept_channel_statistics(norm):
+        torch.testing.assert_close(norm(x), F.layer_norm(x, (6,), norm.weight, norm.bias))
+
+
+def test_a_layer_norm_stream_is_one_group_with_its_layer_scale():
+    torch.manual_seed(0)
+    analysis = analyze(_randomized(TinyConvNeXt()), torch.randn(1, 3, 8, 8))
+    assert analysis.skipped == {}
+    stream, hidden = analysis.groups
+    assert (stream.width, stream.layers, hidden.name, hidden.width) == (
+        8,
+        ["stem", "dwconv", "fc2"],
+        "fc1",
+        16,
+    )
+    sliced = {(s.module, s.side, s.dim) for s in stream.slices}
+    assert {("stem_norm", "out", None), ("norm", "out", None), ("head_norm", "out", None)} <= sliced
+    assert ("layer_scale", "out", 0) in sliced and ("fc2", "out", None) in sliced
+    assert ("head", "in", None) in sliced
+
+
+def test_layer_norm_streams_export_exactly_and_zeroing_alone_would_not():
+    torch.manual_seed(0)
+    env = _env(_randomized(TinyConvNeXt()), action_mode="ratio")
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        keep = random_keep(env.groups, rng)
+        pruned = env.export(keep)
+        masked = masked_copy(env.model, env.groups, keep)
+        assert output_gap(masked, pruned, x) <= AGREEMENT_TOLERANCE
+        assert pruned.stem_norm.normalized_shape == (int(keep[0].sum()),)
+        assert pruned.layer_scale.shape == (int(keep[0].sum()), 1, 1)
+        assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
+    # the same masks without the kept-channel statistics: zeroed channels still count in the
+    # LayerNorm's mean and variance, and the outputs differ
+    zeroed_only = masked_copy(env.model, env.groups, keep)
+    for m in zeroed_only.modules():
+        if isinstance(m, nn.LayerNorm):
+            masked_norms.reset(m)
+    assert output_gap(zeroed_only, pruned, x) > 1e-3
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_attention_heads_and_the_stream_around_them_export_exactly(batch_first):
+    torch.manual_seed(0)
+    env = _env(_randomized(TinyViT(batch_first)))
+    assert env.skipped_groups == {}
+    stream, heads, hidden = env.groups
+    assert (heads.name, heads.kind, heads.width, heads.tied) == ("attention", "heads", 4, True)
+    assert (hidden.name, stream.width, stream.layers) == ("mlp.0", 16, ["patch", "attention", "mlp.2"])
+    sliced = {(s.module, s.side, s.dim) for s in stream.slices}
+    assert {("class_token", "out", 2), ("position", "out", 2), ("attention", "in", None)} <= sliced
+    assert {("attention.out_proj", "out", None), ("ln_1", "out", None), ("head", "in", None)} <= sliced
+    row = env._descriptors[heads.index]
+    assert row[DESCRIPTOR_NAMES.index("is_conv")] == row[DESCRIPTOR_NAMES.index("is_linear")] == 0
+    assert row[DESCRIPTOR_NAMES.index("is_tied")] == 1
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    rng = np.random.default_rng(0)
+    for keep_heads in ([True, False, True, False], [False, False, False, True], [True, True, True, False]):
+        keep = random_keep(env.groups, rng)
+        keep[heads.index] = np.array(keep_heads)
+        pruned = env.export(keep)
+        assert isinstance(pruned.attention, PrunedMultiheadAttention)
+        assert pruned.attention.num_heads == sum(keep_heads)
+        assert pruned.class_token.shape == (1, 1, int(keep[stream.index].sum()))
+        assert output_gap(masked_copy(env.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
+        assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
+
+
+def test_the_pruned_attention_equals_torch_attention_when_every_head_is_kept():
+    torch.manual_seed(0)
+    dense = nn.MultiheadAttention(12, 3, batch_first=True).eval()
+    whole = cut_attention(dense, torch.arange(36), None)
+    assert isinstance(whole, PrunedMultiheadAttention) and cut_attention(dense, None, None) is dense
+    q, kv = torch.randn(2, 5, 12), torch.randn(2, 7, 12)
+    mask = torch.rand(5, 7) > 0.7
+    mask[:, 0] = False
+    padding = torch.zeros(2, 7, dtype=torch.bool)
+    padding[1, -2:] = True
+    with torch.no_grad():
+        for kwargs in ({}, {"attn_mask": mask}, {"key_padding_mask": padding}):
+            expected, expected_weights = dense(q, kv, kv, **kwargs)
+            got, weights = whole(q, kv, kv, **kwargs)
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(weights, expected_weights, atol=1e-5, rtol=1e-5)
+
+
+def test_cutting_part_of_a_head_is_refused():
+    from prune_env.errors import PruningMismatchError
+
+    dense = nn.MultiheadAttention(8, 2)
+    rows = torch.tensor([i for i in range(24) if i not in (0, 8, 16)])  # one unit of head 0
+    with pytest.raises(PruningMismatchError, match="part of a head"):
+        cut_attention(dense, rows, None)
