@@ -196,3 +196,16 @@ def test_cutting_part_of_a_head_is_refused():
     rows = torch.tensor([i for i in range(24) if i not in (0, 8, 16)])  # one unit of head 0
     with pytest.raises(PruningMismatchError, match="part of a head"):
         cut_attention(dense, rows, None)
+
+
+@pytest.mark.parametrize("model", [TinyViT, TinyConvNeXt])
+def test_pruned_transformers_export_to_onnx_with_parity(model):
+    pytest.importorskip("onnxruntime")
+    from prune_env import onnx_runtime
+
+    torch.manual_seed(0)
+    env = _env(_randomized(model()))
+    pruned = env.export(random_keep(env.groups, np.random.default_rng(0)))
+    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    session = onnx_runtime.ort_session(onnx_runtime.onnx_bytes(pruned, x))
+    assert onnx_runtime.parity(pruned, session, x)["matches"]
