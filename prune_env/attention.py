@@ -7,6 +7,8 @@ attention is uniform over values that are also zero, and it adds nothing to the 
 exactly what the attention without that head computes. ``nn.MultiheadAttention`` itself cannot
 hold fewer heads than ``embed_dim / head_dim``, nor a different input width, so the export
 replaces a pruned one with :class:`PrunedMultiheadAttention`, which keeps the heads' size and scale.
+torchvision's Swin window attention (V1 and V2) is handled the same way, its per-head bias
+table (or bias MLP rows) and logit scale cut with the heads (:class:`PrunedWindowAttention`).
 Torch-Pruning does not know these units: :func:`prune_env.groups.head_groups` makes the groups
 (``tied``: exported by prune-env's own cut only, and proven like every group).
 """
@@ -18,6 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models.swin_transformer import ShiftedWindowAttention
 
 from prune_env.errors import PruningMismatchError
 
@@ -124,3 +127,113 @@ class PrunedMultiheadAttention(nn.Module):
             return out, None
         weights = weights.mean(1) if average_attn_weights else weights
         return out, weights if batched else weights.squeeze(0)
+
+
+def replace_cut_window_attention(model: nn.Module) -> None:
+    """Swap, in a cut network, every window attention whose heads or input width were cut for
+    a :class:`PrunedWindowAttention` (torchvision's cannot run them)."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, ShiftedWindowAttention) and (
+            _window_heads(module) != module.num_heads or module.qkv.out_features != 3 * module.qkv.in_features
+        ):
+            owner, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(owner), attr, PrunedWindowAttention(module))
+
+
+def _window_heads(attention: nn.Module) -> int:
+    if hasattr(attention, "logit_scale"):
+        return attention.logit_scale.shape[0]
+    return attention.relative_position_bias_table.shape[1]
+
+
+class PrunedWindowAttention(nn.Module):
+    """torchvision's (shifted) window attention, Swin V1 or V2, with some heads removed.
+
+    torchvision's ``shifted_window_attention`` takes the head size to be the input width over
+    the number of heads, so it cannot run fewer heads of the dense size; this computes the same
+    windows, shifts, masks and relative position bias for any number of heads. Made from a
+    dense layer whose tensors the export plan has already cut (``qkv`` rows, ``proj`` columns,
+    the bias table's or the bias MLP's per-head entries, V2's logit scale)."""
+
+    def __init__(self, dense: nn.Module):
+        super().__init__()
+        self.qkv, self.proj = dense.qkv, dense.proj
+        self.window_size, self.shift_size = list(dense.window_size), list(dense.shift_size)
+        self.attention_dropout, self.dropout = dense.attention_dropout, dense.dropout
+        self.cosine = hasattr(dense, "logit_scale")
+        if self.cosine:
+            self.logit_scale, self.cpb_mlp = dense.logit_scale, dense.cpb_mlp
+            self.register_buffer("relative_coords_table", dense.relative_coords_table)
+        else:
+            self.relative_position_bias_table = dense.relative_position_bias_table
+        self.num_heads = _window_heads(dense)
+        self.register_buffer("relative_position_index", dense.relative_position_index)
+        self.head_dim = self.qkv.out_features // (3 * self.num_heads)
+
+    def relative_position_bias(self) -> torch.Tensor:
+        """(1, heads, N, N) for the N = window area positions of a window."""
+        table = (
+            self.cpb_mlp(self.relative_coords_table).view(-1, self.num_heads)
+            if self.cosine
+            else self.relative_position_bias_table
+        )
+        area = self.window_size[0] * self.window_size[1]
+        bias = table[self.relative_position_index].view(area, area, -1).permute(2, 0, 1).unsqueeze(0)
+        return 16 * torch.sigmoid(bias) if self.cosine else bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, height, width, _ = x.shape
+        (wh, ww), shift = self.window_size, list(self.shift_size)
+        x = F.pad(x, (0, 0, 0, (ww - width % ww) % ww, 0, (wh - height % wh) % wh))
+        padded_h, padded_w = x.shape[1], x.shape[2]
+        shift = [0 if w >= p else s for w, p, s in zip((wh, ww), (padded_h, padded_w), shift)]
+        if sum(shift) > 0:
+            x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+        rows, cols, channels = padded_h // wh, padded_w // ww, x.shape[-1]
+        windows = (
+            x.view(batch, rows, wh, cols, ww, channels)
+            .permute(0, 1, 3, 2, 4, 5)
+            .reshape(-1, wh * ww, channels)
+        )
+        bias = self.qkv.bias
+        if self.cosine and bias is not None:  # V2 has no key bias
+            bias = torch.cat(
+                [bias[: len(bias) // 3], torch.zeros_like(bias[: len(bias) // 3]), bias[2 * len(bias) // 3 :]]
+            )
+        qkv = F.linear(windows, self.qkv.weight, bias)
+        qkv = qkv.reshape(windows.shape[0], wh * ww, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if self.cosine:
+            scale = torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
+            scores = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1) * scale
+        else:
+            scores = (q * self.head_dim**-0.5) @ k.transpose(-2, -1)
+        scores = scores + self.relative_position_bias()
+        if sum(shift) > 0:
+            per_image = scores.view(batch, rows * cols, self.num_heads, wh * ww, wh * ww)
+            scores = (per_image + self._shift_mask(padded_h, padded_w, shift, x)[None, :, None]).flatten(0, 1)
+        weights = F.dropout(scores.softmax(-1), p=self.attention_dropout, training=self.training)
+        out = (weights @ v).transpose(1, 2).reshape(windows.shape[0], wh * ww, self.num_heads * self.head_dim)
+        out = F.dropout(self.proj(out), p=self.dropout, training=self.training)
+        out = (
+            out.view(batch, rows, cols, wh, ww, -1)
+            .permute(0, 1, 3, 2, 4, 5)
+            .reshape(batch, padded_h, padded_w, -1)
+        )
+        if sum(shift) > 0:
+            out = torch.roll(out, shifts=(shift[0], shift[1]), dims=(1, 2))
+        return out[:, :height, :width, :].contiguous()
+
+    def _shift_mask(self, padded_h: int, padded_w: int, shift: list[int], like: torch.Tensor) -> torch.Tensor:
+        """-100 between positions of a window that come from different regions after the
+        cyclic shift, 0 elsewhere: (windows, N, N)."""
+        (wh, ww) = self.window_size
+        region = like.new_zeros((padded_h, padded_w))
+        label = 0
+        for h0, h1 in ((0, -wh), (-wh, -shift[0]), (-shift[0], None)):
+            for w0, w1 in ((0, -ww), (-ww, -shift[1]), (-shift[1], None)):
+                region[h0:h1, w0:w1] = label
+                label += 1
+        region = region.view(padded_h // wh, wh, padded_w // ww, ww).permute(0, 2, 1, 3).reshape(-1, wh * ww)
+        differ = region.unsqueeze(1) - region.unsqueeze(2)
+        return differ.masked_fill(differ != 0, -100.0).masked_fill(differ == 0, 0.0)

@@ -50,8 +50,9 @@ class PruneEnv(gym.Env):
     linear layer with its BatchNorm and the next layer's inputs, or every layer writing into one
     residual stream. A group's *units* are its root layer's output channels or neurons. Other
     kinds of unit: a whole convolution or norm group where a grouped convolution or a GroupNorm
-    ties channels (``is_tied``), and an attention head of an ``nn.MultiheadAttention`` (its
-    query, key, value and output slices; ``is_conv = is_linear = 0``, ``is_tied = 1``). LayerNorms,
+    ties channels (``is_tied``), and an attention head of an ``nn.MultiheadAttention`` or of
+    torchvision's Swin window attention (its query, key, value and output slices, with its
+    position-bias entries; ``is_conv = is_linear = 0``, ``is_tied = 1``). LayerNorms,
     layer scales, class tokens and position embeddings are cut with the channels they carry
     (a masked LayerNorm normalizes over the kept channels, as the pruned one does). The
     classifier's outputs are never pruned. After the last group, the pruned network is scored

@@ -20,12 +20,15 @@ import torch
 import torch_pruning as tp
 from torch import nn
 from torch_pruning.dependency import index_mapping
+from torchvision.models.swin_transformer import ShiftedWindowAttention, ShiftedWindowAttentionV2
 
 import prune_env.analysis_bounds as analysis_bounds
 from prune_env.analysis_bounds import bounded_group_search
 from prune_env.errors import AnalysisTooCostlyError, UnsupportedModelError
 
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+# layers whose heads are units (:func:`head_groups`); Swin V2's attention subclasses V1's
+ATTENTION_TYPES = (nn.MultiheadAttention, ShiftedWindowAttention)
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm)
 
 
@@ -138,7 +141,7 @@ def _trace_layers(model: nn.Module, example_inputs) -> tuple[list[str], dict[str
         if name in macs:
             return None
         order.append(name)
-        if isinstance(module, nn.MultiheadAttention):  # its order only: estimates count conv and linear
+        if isinstance(module, ATTENTION_TYPES):  # its order only: estimates count conv and linear
             macs[name] = 0.0
         else:
             batch = output.shape[0] if output.dim() > 1 else 1
@@ -152,7 +155,7 @@ def _trace_layers(model: nn.Module, example_inputs) -> tuple[list[str], dict[str
     handles = [
         m.register_forward_hook(hook)
         for m in model.modules()
-        if isinstance(m, (*PRUNABLE_TYPES, nn.MultiheadAttention))
+        if isinstance(m, (*PRUNABLE_TYPES, *ATTENTION_TYPES))
     ]
     try:
         with torch.no_grad():
@@ -309,6 +312,14 @@ def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupA
     groups, refused = tie_grouped_convolutions(groups, modules, order)
     heads, refused_heads = head_groups({n: modules[n] for n in order})
     refused.update(refused_heads)
+    by_heads = {(s.module, s.side): h.name for h in heads for s in h.slices}
+    for group in list(groups):  # a Torch-Pruning group over a head's slices: the heads group owns them
+        owner = next(
+            (by_heads[(s.module, s.side)] for s in group.slices if (s.module, s.side) in by_heads), None
+        )
+        if owner is not None:
+            groups.remove(group)
+            refused[group.name] = f"its slices are the heads of {owner!r}, pruned as that layer's heads group"
     if refused and strict:
         raise UnsupportedModelError(next(iter(refused.values())))
     skipped.update(refused)
@@ -316,9 +327,15 @@ def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupA
     # Layers outside every group (the classifier among them) still count in estimates.
     for name in order:
         layers.setdefault(name, _layer_info(name, modules[name], macs.get(name, 0.0)))
-    for group in heads:  # the output projection runs inside the attention, not as a module
+    params = dict(model.named_parameters())
+    for group in heads:  # projections and bias tables used inside the attention, not run as modules
         for s in group.slices:
-            layers.setdefault(s.module, _layer_info(s.module, modules[s.module], 0.0))
+            info = (
+                _parameter_info(s.module, params[s.module], s.dim)
+                if s.bare
+                else _layer_info(s.module, modules[s.module], 0.0)
+            )
+            layers.setdefault(s.module, info)
     if not groups and not skipped:
         raise UnsupportedModelError("the model has no prunable group besides its classifier")
     if not groups:
@@ -569,38 +586,58 @@ def tie_grouped_convolutions(
 
 
 def head_groups(modules: dict[str, nn.Module]) -> tuple[list[PrunableGroup], dict[str, str]]:
-    """One group per ``nn.MultiheadAttention`` with at least two heads, its heads the units
-    (a head's query, key and value rows of the packed input projection with its columns of the
-    output projection; :mod:`prune_env.attention` exports them); and the layers left whole
-    (name -> reason)."""
+    """One group per attention layer with at least two heads, its heads the units; and the
+    layers left whole (name -> reason). A head of an ``nn.MultiheadAttention`` is its query, key
+    and value rows of the packed input projection with its columns of the output projection; a
+    head of torchvision's Swin window attention the same rows of ``qkv`` and columns of
+    ``proj``, with its column of the relative position bias table (V1) or its row of the bias
+    MLP's last layer and its logit scale (V2). :mod:`prune_env.attention` exports them."""
     groups, refused = [], {}
     for name, module in modules.items():
-        if not isinstance(module, nn.MultiheadAttention) or module.num_heads < 2:
+        if not isinstance(module, ATTENTION_TYPES) or module.num_heads < 2:
             continue
         reason = _unsupported_attention(module)
         if reason:
-            refused[name] = f"layer {name!r} (MultiheadAttention) {reason}, so its heads stay whole"
+            refused[name] = f"layer {name!r} ({type(module).__name__}) {reason}, so its heads stay whole"
             continue
-        embed, heads, size = module.embed_dim, module.num_heads, module.head_dim
-        within = np.arange(embed)  # position h * size + j belongs to head h
-        units = within // size
-        rows = np.concatenate([within, within + embed, within + 2 * embed])  # query, key, value
+        heads = module.num_heads
+        if isinstance(module, nn.MultiheadAttention):
+            inner, rows_of, columns_of, per_head = module.embed_dim, name, f"{name}.out_proj", []
+        else:
+            inner, rows_of, columns_of = module.qkv.out_features // 3, f"{name}.qkv", f"{name}.proj"
+            every = np.arange(heads)
+            if isinstance(module, ShiftedWindowAttentionV2):
+                per_head = [UnitSlice(f"{name}.cpb_mlp.2", "out", every, every),
+                            UnitSlice(f"{name}.logit_scale", "out", every, every, dim=0)]  # fmt: skip
+            else:
+                per_head = [UnitSlice(f"{name}.relative_position_bias_table", "out", every, every, dim=1)]
+        within = np.arange(inner)  # position h * size + j belongs to head h
+        units = within // (inner // heads)
+        rows = np.concatenate([within, within + inner, within + 2 * inner])  # query, key, value
         slices = [
-            UnitSlice(name, "out", rows, np.tile(units, 3)),
-            UnitSlice(f"{name}.out_proj", "in", within, units),
+            UnitSlice(rows_of, "out", rows, np.tile(units, 3)),
+            UnitSlice(columns_of, "in", within, units),
+            *per_head,
         ]
         groups.append(
-            PrunableGroup(index=-1, name=name, kind="heads", width=heads, in_width=embed, kernel_size=1,
-                       stride=1, layers=[name], slices=slices, tied=True)
+            PrunableGroup(index=-1, name=name, kind="heads", width=heads, in_width=inner, kernel_size=1,
+                          stride=1, layers=[name], slices=slices, tied=True)
         )  # fmt: skip
     return groups, refused
 
 
-def _unsupported_attention(attention: nn.MultiheadAttention) -> str | None:
-    if not attention._qkv_same_embed_dim:
-        return "projects keys and values from other widths (kdim / vdim)"
-    if attention.bias_k is not None:
-        return "adds learned key and value biases (add_bias_kv)"
+def _unsupported_attention(attention: nn.Module) -> str | None:
+    if isinstance(attention, nn.MultiheadAttention):
+        if not attention._qkv_same_embed_dim:
+            return "projects keys and values from other widths (kdim / vdim)"
+        if attention.bias_k is not None:
+            return "adds learned key and value biases (add_bias_kv)"
+        return None
+    if isinstance(attention, ShiftedWindowAttentionV2) and not (
+        isinstance(attention.cpb_mlp[-1], nn.Linear)
+        and attention.cpb_mlp[-1].out_features == attention.num_heads
+    ):
+        return "computes its position bias otherwise than torchvision's bias MLP"
     return None
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from torchvision.models import VisionTransformer
 
 import prune_env.masked_norms as masked_norms
-from prune_env.attention import cut_attention
+from prune_env.attention import cut_attention, replace_cut_window_attention
 from prune_env.errors import PruningMismatchError, UnsupportedModelError
 from prune_env.groups import (
     GroupAnalysis,
@@ -178,7 +178,9 @@ def cut_copy(model: nn.Module, plan: ExportPlan, keep: Keep) -> nn.Module:
 
 def _sync_width_attributes(model: nn.Module) -> None:
     """Widths a forward reads from attributes rather than tensors: torchvision's
-    VisionTransformer reshapes its patches by ``hidden_dim``."""
+    VisionTransformer reshapes its patches by ``hidden_dim``, its Swin attention splits heads by
+    the input width over ``num_heads``."""
+    replace_cut_window_attention(model)
     for module in model.modules():
         if isinstance(module, VisionTransformer):
             module.hidden_dim = module.conv_proj.out_channels

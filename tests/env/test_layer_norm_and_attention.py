@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models.swin_transformer import ShiftedWindowAttention, ShiftedWindowAttentionV2
 
 from prune_env import masked_norms
-from prune_env.attention import PrunedMultiheadAttention, cut_attention
+from prune_env.attention import PrunedMultiheadAttention, PrunedWindowAttention, cut_attention
 from prune_env.budgets import count_params
 from prune_env.env import DESCRIPTOR_NAMES, PruneEnv
 from prune_env.groups import analyze
@@ -72,6 +73,24 @@ class TinyViT(nn.Module):
         return self.head(x[:, 0])
 
 
+class TinySwin(nn.Module):
+    """patches -> two torchvision window attention blocks (3 heads of size 4, 2x2 windows, the
+    second shifted) with residual adds -> classifier."""
+
+    def __init__(self, attention=ShiftedWindowAttention):
+        super().__init__()
+        self.patch = nn.Conv2d(3, 12, 2, stride=2)
+        self.attn1 = attention(12, [2, 2], [0, 0], 3)
+        self.attn2 = attention(12, [2, 2], [1, 1], 3)
+        self.head = nn.Linear(12, 5)
+
+    def forward(self, x):
+        x = self.patch(x).permute(0, 2, 3, 1)  # NHWC, 3x3 windows of positions: padded to 4x4
+        x = x + self.attn1(x)
+        x = x + self.attn2(x)
+        return self.head(x.mean((1, 2)))
+
+
 def _randomized(model: nn.Module) -> nn.Module:
     """Norm weights and biases away from 1 and 0, so a wrong channel shows in the output."""
     g = torch.Generator().manual_seed(1)
@@ -83,8 +102,8 @@ def _randomized(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-def _env(model, **kwargs):
-    x = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+def _env(model, size: int = 8, **kwargs):
+    x = torch.randn(8, 3, size, size, generator=torch.Generator().manual_seed(0))
     return PruneEnv(model=model, eval_data=(x, torch.zeros(8, dtype=torch.long)), eval_samples=8, **kwargs)
 
 
@@ -209,3 +228,42 @@ def test_pruned_transformers_export_to_onnx_with_parity(model):
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(5))
     session = onnx_runtime.ort_session(onnx_runtime.onnx_bytes(pruned, x))
     assert onnx_runtime.parity(pruned, session, x)["matches"]
+
+
+@pytest.mark.parametrize("attention", [ShiftedWindowAttention, ShiftedWindowAttentionV2])
+def test_swin_window_attention_heads_are_units_and_export_exactly(attention):
+    torch.manual_seed(0)
+    model = TinySwin(attention)
+    with torch.no_grad():
+        for block in (model.attn1, model.attn2):
+            block.qkv.bias.normal_()
+    env = _env(model.eval(), size=6)
+    heads = [g for g in env.groups if g.kind == "heads"]
+    assert [(g.name, g.width, g.tied) for g in heads] == [("attn1", 3, True), ("attn2", 3, True)]
+    per_head = {(s.module, s.dim) for s in heads[1].slices if s.module not in ("attn2.qkv", "attn2.proj")}
+    if attention is ShiftedWindowAttentionV2:
+        assert per_head == {("attn2.cpb_mlp.2", None), ("attn2.logit_scale", 0)}
+    else:
+        assert per_head == {("attn2.relative_position_bias_table", 1)}
+    x = torch.randn(4, 3, 6, 6, generator=torch.Generator().manual_seed(3))
+    for kept in ([True, False, True], [False, True, False], [False, False, True]):
+        keep = [np.ones(g.width, dtype=bool) for g in env.groups]
+        keep[heads[0].index], keep[heads[1].index] = np.array(kept), np.array(kept[::-1])
+        pruned = env.export(keep)
+        assert isinstance(pruned.attn1, PrunedWindowAttention) and pruned.attn1.num_heads == sum(kept)
+        assert output_gap(masked_copy(env.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
+        assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
+
+
+@pytest.mark.parametrize("attention", [ShiftedWindowAttention, ShiftedWindowAttentionV2])
+@pytest.mark.parametrize("shift", [[0, 0], [3, 3]])
+def test_the_pruned_window_attention_equals_torchvision_when_every_head_is_kept(attention, shift):
+    torch.manual_seed(0)
+    dense = attention(24, [7, 7], shift, 3).eval()
+    with torch.no_grad():
+        dense.qkv.bias.normal_()
+    whole = PrunedWindowAttention(dense).eval()
+    for height, width in ((14, 14), (9, 11), (5, 5)):  # shifted, padded, window larger than the map
+        x = torch.randn(2, height, width, 24)
+        with torch.no_grad():
+            torch.testing.assert_close(whole(x), dense(x), atol=1e-6, rtol=1e-6)
