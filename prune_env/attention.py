@@ -20,6 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
 from torchvision.models.swin_transformer import ShiftedWindowAttention
 
 from prune_env.errors import PruningMismatchError
@@ -130,14 +131,20 @@ class PrunedMultiheadAttention(nn.Module):
 
 
 def replace_cut_window_attention(model: nn.Module) -> None:
-    """Swap, in a cut network, every window attention whose heads or input width were cut for
-    a :class:`PrunedWindowAttention` (torchvision's cannot run them)."""
+    """Swap, in a cut network, every Swin or MaxViT attention whose heads or input width were
+    cut for a :class:`PrunedWindowAttention` or :class:`PrunedRelativeAttention` (torchvision's
+    take the head size, or the output width, from the input width and cannot run them)."""
     for name, module in list(model.named_modules()):
+        owner, _, attr = name.rpartition(".")
         if isinstance(module, ShiftedWindowAttention) and (
             _window_heads(module) != module.num_heads or module.qkv.out_features != 3 * module.qkv.in_features
         ):
-            owner, _, attr = name.rpartition(".")
             setattr(model.get_submodule(owner), attr, PrunedWindowAttention(module))
+        elif isinstance(module, RelativePositionalMultiHeadAttention) and (
+            module.relative_position_bias_table.shape[1] != module.n_heads
+            or module.to_qkv.out_features != 3 * module.to_qkv.in_features
+        ):
+            setattr(model.get_submodule(owner), attr, PrunedRelativeAttention(module))
 
 
 def _window_heads(attention: nn.Module) -> int:
@@ -237,3 +244,33 @@ class PrunedWindowAttention(nn.Module):
         region = region.view(padded_h // wh, wh, padded_w // ww, ww).permute(0, 2, 1, 3).reshape(-1, wh * ww)
         differ = region.unsqueeze(1) - region.unsqueeze(2)
         return differ.masked_fill(differ != 0, -100.0).masked_fill(differ == 0, 0.0)
+
+
+class PrunedRelativeAttention(nn.Module):
+    """torchvision's MaxViT attention (relative positional multi-head attention over the
+    partitions of a block) with some heads removed: the dense head size and scale, any number
+    of heads. Made from a dense layer whose ``to_qkv`` rows, ``merge`` columns and bias table
+    columns the export plan has already cut."""
+
+    def __init__(self, dense: RelativePositionalMultiHeadAttention):
+        super().__init__()
+        self.to_qkv, self.merge = dense.to_qkv, dense.merge
+        self.relative_position_bias_table = dense.relative_position_bias_table
+        self.register_buffer("relative_position_index", dense.relative_position_index)
+        self.n_heads, self.head_dim = dense.relative_position_bias_table.shape[1], dense.head_dim
+        self.scale_factor, self.max_seq_len = dense.scale_factor, dense.max_seq_len
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, partitions, positions, _ = x.shape
+
+        def heads(t):  # (B, G, P, H * D) -> (B, G, H, P, D)
+            return t.reshape(batch, partitions, positions, self.n_heads, self.head_dim).transpose(2, 3)
+
+        q, k, v = (heads(t) for t in self.to_qkv(x).chunk(3, dim=-1))
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        bias = bias.view(self.max_seq_len, self.max_seq_len, -1).permute(2, 0, 1).unsqueeze(0)
+        weights = (q @ (k * self.scale_factor).transpose(-2, -1) + bias).softmax(-1)
+        out = (
+            (weights @ v).transpose(2, 3).reshape(batch, partitions, positions, self.n_heads * self.head_dim)
+        )
+        return self.merge(out)

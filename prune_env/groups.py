@@ -20,6 +20,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 from torch_pruning.dependency import index_mapping
+from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
 from torchvision.models.swin_transformer import ShiftedWindowAttention, ShiftedWindowAttentionV2
 
 import prune_env.analysis_bounds as analysis_bounds
@@ -28,7 +29,7 @@ from prune_env.errors import AnalysisTooCostlyError, UnsupportedModelError
 
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 # layers whose heads are units (:func:`head_groups`); Swin V2's attention subclasses V1's
-ATTENTION_TYPES = (nn.MultiheadAttention, ShiftedWindowAttention)
+ATTENTION_TYPES = (nn.MultiheadAttention, ShiftedWindowAttention, RelativePositionalMultiHeadAttention)
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm)
 
 
@@ -317,9 +318,11 @@ def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupA
         owner = next(
             (by_heads[(s.module, s.side)] for s in group.slices if (s.module, s.side) in by_heads), None
         )
-        if owner is not None:
+        if owner is not None:  # not left whole: pruned a head at a time
             groups.remove(group)
-            refused[group.name] = f"its slices are the heads of {owner!r}, pruned as that layer's heads group"
+    for root in list(skipped):  # a search that failed on a head's projection: covered the same way
+        if (root, "out") in by_heads:
+            del skipped[root]
     if refused and strict:
         raise UnsupportedModelError(next(iter(refused.values())))
     skipped.update(refused)
@@ -591,19 +594,33 @@ def head_groups(modules: dict[str, nn.Module]) -> tuple[list[PrunableGroup], dic
     and value rows of the packed input projection with its columns of the output projection; a
     head of torchvision's Swin window attention the same rows of ``qkv`` and columns of
     ``proj``, with its column of the relative position bias table (V1) or its row of the bias
-    MLP's last layer and its logit scale (V2). :mod:`prune_env.attention` exports them."""
+    MLP's last layer and its logit scale (V2); of MaxViT's attention, its rows of ``to_qkv``,
+    columns of ``merge`` and bias table column. :mod:`prune_env.attention` exports them."""
     groups, refused = [], {}
     for name, module in modules.items():
-        if not isinstance(module, ATTENTION_TYPES) or module.num_heads < 2:
+        if (
+            not isinstance(module, ATTENTION_TYPES)
+            or getattr(module, "num_heads", getattr(module, "n_heads", 1)) < 2
+        ):
             continue
         reason = _unsupported_attention(module)
         if reason:
             refused[name] = f"layer {name!r} ({type(module).__name__}) {reason}, so its heads stay whole"
             continue
-        heads = module.num_heads
         if isinstance(module, nn.MultiheadAttention):
-            inner, rows_of, columns_of, per_head = module.embed_dim, name, f"{name}.out_proj", []
+            heads, inner, rows_of, columns_of, per_head = (
+                module.num_heads,
+                module.embed_dim,
+                name,
+                f"{name}.out_proj",
+                [],
+            )
+        elif isinstance(module, RelativePositionalMultiHeadAttention):
+            heads, inner = module.n_heads, module.n_heads * module.head_dim
+            rows_of, columns_of, every = f"{name}.to_qkv", f"{name}.merge", np.arange(module.n_heads)
+            per_head = [UnitSlice(f"{name}.relative_position_bias_table", "out", every, every, dim=1)]
         else:
+            heads = module.num_heads
             inner, rows_of, columns_of = module.qkv.out_features // 3, f"{name}.qkv", f"{name}.proj"
             every = np.arange(heads)
             if isinstance(module, ShiftedWindowAttentionV2):
