@@ -20,65 +20,20 @@ import torch
 import torch_pruning as tp
 from torch import nn
 from torch_pruning.dependency import index_mapping
-from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
-from torchvision.models.swin_transformer import ShiftedWindowAttention, ShiftedWindowAttentionV2
 
 import prune_env.analysis_bounds as analysis_bounds
 from prune_env.analysis_bounds import bounded_group_search
 from prune_env.errors import AnalysisTooCostlyError, UnsupportedModelError
+from prune_env.structural_groups import (
+    ATTENTION_TYPES,
+    head_groups,
+    swin_stream_groups,
+    unsupported_attention,
+)
+from prune_env.units import PrunableGroup, UnitSlice
 
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-# layers whose heads are units (:func:`head_groups`); Swin V2's attention subclasses V1's
-ATTENTION_TYPES = (nn.MultiheadAttention, ShiftedWindowAttention, RelativePositionalMultiHeadAttention)
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm)
-
-
-@dataclass(frozen=True)
-class UnitSlice:
-    """Positions along one dimension of one layer that belong to a group's units.
-
-    ``positions[k]`` is an index along the layer's output (``side="out"``) or input
-    (``side="in"``) dimension; ``units[k]`` is the group unit it belongs to. One unit may own
-    several positions (a conv channel feeding a Linear after ``flatten`` owns H*W inputs).
-    """
-
-    module: str
-    side: str  # "out" or "in"
-    positions: np.ndarray
-    units: np.ndarray
-    # None for a layer's slice. For a bare parameter (a ConvNeXt layer scale, a ViT class token:
-    # ``module`` is then the parameter's full name, ``side`` is "out"), the dimension it is cut along.
-    dim: int | None = None
-
-    @property
-    def bare(self) -> bool:
-        return self.dim is not None
-
-
-@dataclass
-class PrunableGroup:
-    """One step of an episode: a set of coupled layers pruned together."""
-
-    index: int
-    name: str  # the root layer's module name
-    kind: str  # "conv", "linear" or "heads" (attention heads of an nn.MultiheadAttention)
-    width: int  # number of units (root output channels / neurons)
-    in_width: int
-    kernel_size: int
-    stride: int
-    layers: list[str]  # every layer whose outputs are pruned with this group
-    slices: list[UnitSlice] = field(repr=False)
-    params_share: float = 0.0  # share of dense parameters touched by this group
-    flops_share: float = 0.0  # share of dense MACs touched by this group
-    # True when the group runs through a layer that keeps whole channel groups (a grouped
-    # convolution, a GroupNorm): a unit may then be several root channels (one convolution group
-    # with the channels that feed it), and only prune-env's own cut exports it
-    tied: bool = False
-
-    @property
-    def coupled(self) -> bool:
-        """True when several layers write the same units (a residual stream)."""
-        return len(self.layers) > 1
 
 
 @dataclass
@@ -313,25 +268,21 @@ def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupA
     groups, refused = tie_grouped_convolutions(groups, modules, order)
     heads, refused_heads = head_groups({n: modules[n] for n in order})
     refused.update(refused_heads)
-    by_heads = {(s.module, s.side): h.name for h in heads for s in h.slices}
-    for group in list(groups):  # a Torch-Pruning group over a head's slices: the heads group owns them
-        owner = next(
-            (by_heads[(s.module, s.side)] for s in group.slices if (s.module, s.side) in by_heads), None
-        )
-        if owner is not None:  # not left whole: pruned a head at a time
-            groups.remove(group)
-    for root in list(skipped):  # a search that failed on a head's projection: covered the same way
-        if (root, "out") in by_heads:
-            del skipped[root]
+    structural = heads + swin_stream_groups(model)
+    owned = {(s.module, s.side): g.name for g in structural for s in g.slices}
+    # Torch-Pruning's groups over the same slices, and its failed searches from them, are
+    # replaced by the structural groups (not left whole)
+    groups = [g for g in groups if not any((s.module, s.side) in owned for s in g.slices)]
+    skipped = {root: why for root, why in skipped.items() if (root, "out") not in owned}
     if refused and strict:
         raise UnsupportedModelError(next(iter(refused.values())))
     skipped.update(refused)
-    groups += heads
+    groups += structural
     # Layers outside every group (the classifier among them) still count in estimates.
     for name in order:
         layers.setdefault(name, _layer_info(name, modules[name], macs.get(name, 0.0)))
     params = dict(model.named_parameters())
-    for group in heads:  # projections and bias tables used inside the attention, not run as modules
+    for group in structural:  # also layers used as functions inside attention, and bias tables
         for s in group.slices:
             info = (
                 _parameter_info(s.module, params[s.module], s.dim)
@@ -381,7 +332,7 @@ def _group_from(raw, graph, names, param_names, macs, order, layers) -> Prunable
             continue  # torch-pruning's reshape / concat / element-wise ops: nothing to mask
         name = names[module]
         if isinstance(module, nn.MultiheadAttention):  # a stream around it: input columns, output rows
-            reason = _unsupported_attention(module)
+            reason = unsupported_attention(module)
             if reason:
                 raise UnsupportedModelError(
                     f"layer {name!r} (MultiheadAttention) reads the channels of the group of {root_name!r} "
@@ -586,76 +537,6 @@ def tie_grouped_convolutions(
                           kernel_size=lead.kernel_size, stride=lead.stride, layers=layers, slices=slices, tied=True)
         )  # fmt: skip
     return result, {}
-
-
-def head_groups(modules: dict[str, nn.Module]) -> tuple[list[PrunableGroup], dict[str, str]]:
-    """One group per attention layer with at least two heads, its heads the units; and the
-    layers left whole (name -> reason). A head of an ``nn.MultiheadAttention`` is its query, key
-    and value rows of the packed input projection with its columns of the output projection; a
-    head of torchvision's Swin window attention the same rows of ``qkv`` and columns of
-    ``proj``, with its column of the relative position bias table (V1) or its row of the bias
-    MLP's last layer and its logit scale (V2); of MaxViT's attention, its rows of ``to_qkv``,
-    columns of ``merge`` and bias table column. :mod:`prune_env.attention` exports them."""
-    groups, refused = [], {}
-    for name, module in modules.items():
-        if (
-            not isinstance(module, ATTENTION_TYPES)
-            or getattr(module, "num_heads", getattr(module, "n_heads", 1)) < 2
-        ):
-            continue
-        reason = _unsupported_attention(module)
-        if reason:
-            refused[name] = f"layer {name!r} ({type(module).__name__}) {reason}, so its heads stay whole"
-            continue
-        if isinstance(module, nn.MultiheadAttention):
-            heads, inner, rows_of, columns_of, per_head = (
-                module.num_heads,
-                module.embed_dim,
-                name,
-                f"{name}.out_proj",
-                [],
-            )
-        elif isinstance(module, RelativePositionalMultiHeadAttention):
-            heads, inner = module.n_heads, module.n_heads * module.head_dim
-            rows_of, columns_of, every = f"{name}.to_qkv", f"{name}.merge", np.arange(module.n_heads)
-            per_head = [UnitSlice(f"{name}.relative_position_bias_table", "out", every, every, dim=1)]
-        else:
-            heads = module.num_heads
-            inner, rows_of, columns_of = module.qkv.out_features // 3, f"{name}.qkv", f"{name}.proj"
-            every = np.arange(heads)
-            if isinstance(module, ShiftedWindowAttentionV2):
-                per_head = [UnitSlice(f"{name}.cpb_mlp.2", "out", every, every),
-                            UnitSlice(f"{name}.logit_scale", "out", every, every, dim=0)]  # fmt: skip
-            else:
-                per_head = [UnitSlice(f"{name}.relative_position_bias_table", "out", every, every, dim=1)]
-        within = np.arange(inner)  # position h * size + j belongs to head h
-        units = within // (inner // heads)
-        rows = np.concatenate([within, within + inner, within + 2 * inner])  # query, key, value
-        slices = [
-            UnitSlice(rows_of, "out", rows, np.tile(units, 3)),
-            UnitSlice(columns_of, "in", within, units),
-            *per_head,
-        ]
-        groups.append(
-            PrunableGroup(index=-1, name=name, kind="heads", width=heads, in_width=inner, kernel_size=1,
-                          stride=1, layers=[name], slices=slices, tied=True)
-        )  # fmt: skip
-    return groups, refused
-
-
-def _unsupported_attention(attention: nn.Module) -> str | None:
-    if isinstance(attention, nn.MultiheadAttention):
-        if not attention._qkv_same_embed_dim:
-            return "projects keys and values from other widths (kdim / vdim)"
-        if attention.bias_k is not None:
-            return "adds learned key and value biases (add_bias_kv)"
-        return None
-    if isinstance(attention, ShiftedWindowAttentionV2) and not (
-        isinstance(attention.cpb_mlp[-1], nn.Linear)
-        and attention.cpb_mlp[-1].out_features == attention.num_heads
-    ):
-        return "computes its position bias otherwise than torchvision's bias MLP"
-    return None
 
 
 def _layer_info(name: str, module: nn.Module, macs: float) -> LayerInfo:

@@ -62,7 +62,7 @@ ALLOWED = {  # floor -> may import these prune_env/agents modules (prefix match)
     "zoo": ("prune_env.errors", "prune_env.zoo"),
     "core": ("prune_env.errors", "prune_env.zoo", "prune_env.analysis_bounds", "prune_env.attention", "prune_env.budgets", "prune_env.costs", "prune_env.env",
              "prune_env.groups", "prune_env.masking", "prune_env.masked_norms", "prune_env.onnx_runtime", "prune_env.reload",
-             "prune_env.scored", "prune_env.structure", "prune_env.wrappers"),
+             "prune_env.scored", "prune_env.structural_groups", "prune_env.structure", "prune_env.units", "prune_env.wrappers"),
     "agents": ("agents", "prune_env.costs", "prune_env.errors", "prune_env.wrappers"),
     "app": ("prune_env", "agents"),
 }  # fmt: skip

@@ -267,3 +267,29 @@ def test_the_pruned_window_attention_equals_torchvision_when_every_head_is_kept(
         x = torch.randn(2, height, width, 24)
         with torch.no_grad():
             torch.testing.assert_close(whole(x), dense(x), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_swin_streams_are_built_from_the_architecture_and_export_exactly(version):
+    from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformer, SwinTransformerBlockV2
+
+    torch.manual_seed(0)
+    v2 = {"block": SwinTransformerBlockV2, "downsample_layer": PatchMergingV2} if version == 2 else {}
+    model = SwinTransformer([2, 2], 8, [1, 1], [2, 2], [2, 2], num_classes=3, **v2).eval()
+    env = _env(_randomized(model))
+    assert env.skipped_groups == {}
+    streams = [g for g in env.groups if g.name in ("features.0.0", "features.2.reduction")]
+    assert [(g.name, g.width) for g in streams] == [("features.0.0", 8), ("features.2.reduction", 16)]
+    merging = {(s.module, s.side): s for s in streams[0].slices if s.module.startswith("features.2")}
+    # patch merging reads each stream channel at four positions of its concatenation
+    np.testing.assert_array_equal(merging[("features.2.reduction", "in")].units, np.tile(np.arange(8), 4))
+    assert (("features.2.norm", "out") in merging) == (version == 1)
+    assert sorted(g.kind for g in env.groups) == ["conv", "heads", "heads", "linear", "linear", "linear"]
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        keep = random_keep(env.groups, rng)
+        pruned = env.export(keep)
+        assert pruned.head.in_features == int(keep[streams[1].index].sum())
+        assert output_gap(masked_copy(env.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
+        assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
