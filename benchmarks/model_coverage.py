@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/model_coverage.py " + " ".join(given)
     redone = _redo_commands(out)
     if args.redo:
-        redone.append(command.strip())
+        redone = [c for c in redone if c != command.strip()] + [command.strip()]
         command = _recorded_command(out) or command
     for name, params in models:
         if name in done:

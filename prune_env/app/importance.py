@@ -20,6 +20,7 @@ from torch import nn
 
 from prune_env.env import PruneEnv
 from prune_env.errors import NotApplicableError
+from prune_env.groups import is_grouped_conv
 
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -52,6 +53,8 @@ def taylor_importance(
                     sliced = [(bare[s.module], s.dim)]
                 elif s.side == "out":
                     sliced = [(p, 0) for p in modules[s.module].parameters(recurse=False)]
+                elif is_grouped_conv(modules[s.module]):
+                    continue  # its inputs remove whole convolution groups: rows, counted on its output side
                 else:
                     module = modules[s.module]
                     sliced = [

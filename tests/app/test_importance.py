@@ -55,3 +55,31 @@ def test_evolution_spends_its_evaluations_and_returns_the_best_it_saw(cnn):
     assert result.chosen.satisfied and result.chosen.source == "evolution"
     again = evolution(cnn, evaluations=20, seed=1, population=6, sample=3)
     assert again.chosen == result.chosen  # seeded
+
+
+def test_taylor_on_a_grouped_convolution_sums_each_convolution_group_once():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, groups=4),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16, 3)).eval()  # fmt: skip
+    x, y = torch.randn(16, 3, 4, 4), torch.randint(0, 3, (16,))
+    env = prune_env.PruneEnv(model=model, eval_data=(x, y), train_data=(x, y), eval_samples=16)
+    (tied,) = [g for g in env.groups if g.tied]
+    (scores,) = [
+        s for s, g in zip(taylor_importance(env, batches=1, batch_size=16, seed=1), env.groups) if g.tied
+    ]
+    inputs, labels = env.training_batch(np.random.default_rng(1), 16)
+    model.zero_grad()
+    F.cross_entropy(model(inputs), labels).backward()
+    wg = lambda p: (p * p.grad).detach()  # noqa: E731
+    # convolution group k: conv 0's rows 2k, 2k+1 (weight and bias) and the grouped conv's rows 2k, 2k+1
+    per_row = wg(model[0].weight).flatten(1).sum(1) + wg(model[0].bias)
+    per_row = per_row + wg(model[2].weight).flatten(1).sum(1) + wg(model[2].bias)
+    per_row = per_row + wg(model[5].weight).view(3, 8, 16).sum(
+        (0, 2)
+    )  # the Linear's inputs of those channels
+    by_group = per_row.view(4, 2).sum(1)
+    assert tied.width == 4
+    np.testing.assert_allclose(scores, (by_group**2).double().numpy(), rtol=1e-5, atol=1e-12)
