@@ -27,6 +27,7 @@ from prune_env.errors import AnalysisTooCostlyError, UnsupportedModelError
 from prune_env.structural_groups import (
     ATTENTION_TYPES,
     head_groups,
+    shufflenet_stream_groups,
     swin_stream_groups,
     unsupported_attention,
 )
@@ -268,12 +269,15 @@ def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupA
     groups, refused = tie_grouped_convolutions(groups, modules, order)
     heads, refused_heads = head_groups({n: modules[n] for n in order})
     refused.update(refused_heads)
-    structural = heads + swin_stream_groups(model)
+    shuffled, whole_streams = shufflenet_stream_groups(model)
+    structural = heads + swin_stream_groups(model) + shuffled
     owned = {(s.module, s.side): g.name for g in structural for s in g.slices}
     # Torch-Pruning's groups over the same slices, and its failed searches from them, are
     # replaced by the structural groups (not left whole)
     groups = [g for g in groups if not any((s.module, s.side) in owned for s in g.slices)]
-    skipped = {root: why for root, why in skipped.items() if (root, "out") not in owned}
+    skipped = {
+        root: whole_streams.get(root, why) for root, why in skipped.items() if (root, "out") not in owned
+    }
     if refused and strict:
         raise UnsupportedModelError(next(iter(refused.values())))
     skipped.update(refused)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
+from torchvision.models.shufflenetv2 import ShuffleNetV2
 from torchvision.models.swin_transformer import (
     PatchMerging,
     PatchMergingV2,
@@ -157,3 +158,98 @@ _BLOCK_SLICES = (
 
 def _whole(module: str, side: str, width: int) -> UnitSlice:
     return UnitSlice(module, side, np.arange(width), np.arange(width))
+
+
+def shufflenet_stream_groups(model: nn.Module) -> tuple[list[PrunableGroup], dict[str, str]]:
+    """The stream of each stage of a torchvision ``ShuffleNetV2``, one group per stage, with
+    the ties that keep a pruned stream exact. Each block interleaves two halves (``cat`` then
+    ``channel_shuffle``: output 2j is the first half's j, output 2j + 1 the second half's j), and
+    a unit block splits its input into equal halves (``chunk(2)``), so: input channels j and
+    j + C/2 of a unit block go together (the halves stay equal), the first half's channel j goes
+    with the branch's output j (the interleave stays in order), and the opening block's two
+    branches' outputs j go together. A unit is a class of this tie (`tied`); deep stages tie
+    their whole stream into one unit: no group then, and the layers writing it map to that reason in
+    the second value. Empty for any other model."""
+    if not isinstance(model, ShuffleNetV2):
+        return [], {}
+    names = {m: n for n, m in model.named_modules()}
+    stages = [model.stage2, model.stage3, model.stage4]
+    readers = [stage[0] for stage in stages[1:]] + [model.conv5]
+    groups, whole = [], {}
+    for stage, reader in zip(stages, readers):
+        group = _shuffle_stage(stage, reader, names)
+        if group.width > 1:
+            groups.append(group)
+            continue
+        reason = (
+            f"ShuffleNetV2's stream of {names[stage]!r} ties all its channels into one unit: each of its "
+            f"{len(stage) - 1} unit blocks splits the stream into equal halves and interleaves them with its "
+            "branch, so keeping a pruned stream exact couples every channel with every other"
+        )
+        whole.update({s.module: reason for s in group.slices if s.side == "out"})
+    return groups, whole
+
+
+def _shuffle_stage(stage: nn.Sequential, reader: nn.Module, names: dict) -> PrunableGroup:
+    ties, slices = _UnionFind(), []
+    opening, half = stage[0], stage[0].branch2[5].out_channels
+    for j in range(half):  # the opening block: both branches' outputs j, then positions 2j, 2j + 1
+        ties.union(("b1", j), ("b2", 0, j))
+        ties.union(("in", 1, 2 * j), ("b1", j))
+        ties.union(("in", 1, 2 * j + 1), ("b2", 0, j))
+    for k in range(1, len(stage)):
+        for j in range(half):
+            ties.union(("in", k, j), ("in", k, j + half))  # equal halves
+            ties.union(("in", k, j), ("b2", k, j))  # the interleave in order
+            ties.union(("in", k + 1, 2 * j), ("in", k, j))
+            ties.union(("in", k + 1, 2 * j + 1), ("b2", k, j))
+    ids: dict = {}
+
+    def unit(node):
+        return ids.setdefault(ties.find(node), len(ids))
+
+    every = np.arange(half)
+    for branch, node in ((opening.branch1, lambda j: ("b1", j)), (opening.branch2, lambda j: ("b2", 0, j))):
+        units = np.array([unit(node(j)) for j in every])
+        slices += [
+            UnitSlice(names[branch[i]], "out", every, units)
+            for i in ((2, 3) if branch is opening.branch1 else (5, 6))
+        ]
+    for k in range(1, len(stage)):
+        block = stage[k]
+        produced = np.array([unit(("b2", k, j)) for j in every])
+        slices += [UnitSlice(names[block.branch2[i]], "out", every, produced) for i in (5, 6)]
+        read = np.array([unit(("in", k, j + half)) for j in every])  # the second half feeds the branch
+        slices.append(UnitSlice(names[block.branch2[0]], "in", every, read))
+    width = 2 * half
+    out = np.arange(width)
+    final = np.array([unit(("in", len(stage), p)) for p in out])
+    if isinstance(reader, nn.Sequential):  # conv5: its 1x1 convolution reads the stream
+        slices.append(UnitSlice(names[reader[0]], "in", out, final))
+    else:  # the next stage's opening block: its depthwise branch (with BatchNorm) and both 1x1 inputs
+        slices += [UnitSlice(names[reader.branch1[i]], "out", out, final) for i in (0, 1)]
+        slices += [
+            UnitSlice(names[reader.branch1[2]], "in", out, final),
+            UnitSlice(names[reader.branch2[0]], "in", out, final),
+        ]
+    root = opening.branch1[2]
+    writers = [names[opening.branch1[2]], names[opening.branch2[5]]] + [
+        names[b.branch2[5]] for b in stage[1:]
+    ]
+    return PrunableGroup(index=-1, name=names[root], kind="conv", width=len(ids), in_width=root.in_channels,
+                         kernel_size=1, stride=1, layers=writers, slices=slices, tied=True)  # fmt: skip
+
+
+class _UnionFind:
+    def __init__(self):
+        self.parent: dict = {}
+
+    def find(self, node):
+        self.parent.setdefault(node, node)
+        while self.parent[node] != node:
+            self.parent[node] = self.parent[self.parent[node]]
+            node = self.parent[node]
+        return node
+
+    def union(self, a, b) -> None:
+        self.parent[self.find(a)] = self.find(b)

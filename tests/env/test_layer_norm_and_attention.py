@@ -293,3 +293,32 @@ def test_swin_streams_are_built_from_the_architecture_and_export_exactly(version
         assert pruned.head.in_features == int(keep[streams[1].index].sum())
         assert output_gap(masked_copy(env.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
         assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
+
+
+def test_shufflenet_streams_tie_across_the_shuffle_and_export_exactly():
+    from torchvision.models import ShuffleNetV2
+
+    torch.manual_seed(0)
+    # stage2 and stage4 have one and two unit blocks: their streams keep several units; stage3's
+    # seven unit blocks tie its whole stream into one unit, which stays whole with the reason
+    model = ShuffleNetV2([2, 8, 3], [8, 16, 32, 64, 32], num_classes=3).eval()
+    env = _env(model, size=32)
+    streams = {g.name: g for g in env.groups if g.tied}
+    assert {name: g.width for name, g in streams.items()} == {
+        "stage2.0.branch1.2": 4,
+        "stage4.0.branch1.2": 8,
+    }
+    assert set(env.skipped_groups) >= {"stage3.0.branch1.2", "stage3.7.branch2.5", "stage4.0.branch1.0"}
+    assert all("ties all its channels into one unit" in why for why in env.skipped_groups.values())
+    stage2 = {(s.module, s.side): s for s in streams["stage2.0.branch1.2"].slices}
+    # the opening block's branches interleave: output j of each branch is one unit with the other's
+    np.testing.assert_array_equal(
+        stage2[("stage2.0.branch1.2", "out")].units, stage2[("stage2.0.branch2.5", "out")].units
+    )
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        keep = random_keep(env.groups, rng)
+        pruned = env.export(keep)
+        assert output_gap(masked_copy(env.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
+        assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
