@@ -4,8 +4,11 @@ Torch-Pruning's dependency graph (DepGraph, Fang et al. 2023) tells which parame
 go together: a conv's output channels, its BatchNorm, the next layer's input channels, every
 branch of a residual add. Each such group is one step of an episode, and its units are the
 root layer's output channels (filters or neurons). This module turns the graph into plain,
-picklable descriptions (module names and index arrays), so that masking and budget estimates
-never touch the graph again.
+picklable descriptions (:mod:`prune_env.units`: module names and index arrays), so that masking
+and budget estimates never touch the graph again; it ties the units that grouped convolutions
+and GroupNorm couple, and adds the groups :mod:`prune_env.structural_groups` builds from the
+architecture (attention heads, Swin and ShuffleNetV2 streams) in place of the ones the trace
+gets wrong or cannot finish.
 """
 
 from __future__ import annotations
@@ -231,10 +234,10 @@ def analyze(model: nn.Module, example_inputs, *, strict: bool = False) -> GroupA
     """Find the prunable groups of ``model`` in forward order.
 
     The classifier (the last conv or linear layer to run) keeps its outputs. A group that
-    touches a layer whose slices cannot be masked exactly (attention's packed projections, a
-    LayerNorm over several dimensions...) is left whole and recorded in ``skipped`` with the
-    reason; with ``strict`` it raises :class:`UnsupportedModelError` instead. No group left
-    raises in either case.
+    touches a layer whose slices cannot be masked exactly (attention with ``kdim``/``vdim``, a
+    LayerNorm over several dimensions, a search past its bound...) is left whole and recorded in
+    ``skipped`` with the reason; with ``strict`` it raises :class:`UnsupportedModelError`
+    instead. No group left raises in either case.
     """
     was_training = model.training
     model.eval()

@@ -6,6 +6,7 @@
   terminated, truncated, info), for CMDP libraries that speak it.
 - :class:`SafetyGymnasium2Gymnasium`: the way back, cost moved into ``info["cost"]``.
 - :class:`ClipToBudget`: AMC's clipping of ratio actions, so every episode meets the budget.
+- :class:`ScaleToBudget`: ratio actions read as shares of the feasible range, for the same end.
 - :class:`Saute`: Sauté RL's state augmentation, so any unconstrained algorithm learns under an
   episodic cost budget.
 """
@@ -98,6 +99,20 @@ class ClipToBudget(gym.ActionWrapper):
             truncated,
             {**info, "clipped_ratio": float(self._clipped.reshape(-1)[0])},
         )
+
+
+class ScaleToBudget(ClipToBudget):
+    """A feasibility-preserving reading of ``action_mode="ratio"``: the action is the share of
+    the current group's feasible range that is kept, ``ratio = action * max_keep_ratio()``, so
+    every action meets the first budget (by the env's analytic estimate, exact for parameters)
+    and none is wasted on the infeasible side, where :class:`ClipToBudget` maps every action
+    above the bound to the bound. 1 spends all the budget the later groups can spare (each of
+    them keeping one unit), 0 keeps one unit. The kept ratio is ``info["clipped_ratio"]``."""
+
+    def action(self, action):
+        share = np.clip(np.asarray(action, dtype=np.float32), 0.0, 1.0)
+        self._clipped = share * np.float32(self.env.unwrapped.max_keep_ratio())
+        return self._clipped
 
 
 class MultiBinaryAsMultiDiscrete(gym.ActionWrapper):

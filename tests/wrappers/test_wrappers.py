@@ -79,3 +79,23 @@ def test_saute_tracks_the_remaining_budget_and_replaces_the_reward_once_spent():
     assert info["safety_state"] == pytest.approx((1.0 - 0.05) / 0.5)
     with pytest.raises(ValueError, match="positive"):
         Saute(TradeoffEnv(), budget=0.0)
+
+
+def test_scale_to_budget_reads_actions_as_shares_of_the_feasible_range():
+    import prune_env
+    from prune_env.wrappers import ScaleToBudget
+
+    env = ScaleToBudget(
+        prune_env.PruneEnv("fashion-mnist-mlp", action_mode="ratio", budget_limit=0.1, eval_samples=10)
+    )
+    rng = np.random.default_rng(0)
+    for seed, spend in ((0, None), (1, None), (2, 1.0)):
+        env.reset(seed=seed)
+        done = False
+        while not done:
+            share = np.array([rng.uniform() if spend is None else spend], dtype=np.float32)
+            bound = env.unwrapped.max_keep_ratio()
+            _, _, done, _, info = env.step(share)
+            assert info["clipped_ratio"] == pytest.approx(float(share[0]) * bound)
+        assert info["constraint_satisfied"] and info["cost"] <= 0.1
+    assert info["cost"] > 0.09  # all of every range: the budget is spent
