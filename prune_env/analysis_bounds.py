@@ -66,6 +66,4 @@ def bounded_group_search(
 
 def too_costly(bound: str, message: str) -> AnalysisTooCostlyError:
     """The error, with ``bound`` ("indices": one group's search; "seconds": the whole search)."""
-    error = AnalysisTooCostlyError(message)
-    error.bound = bound
-    return error
+    return AnalysisTooCostlyError(message, bound)

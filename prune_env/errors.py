@@ -21,7 +21,15 @@ class UnsupportedModelError(PruneEnvError, ValueError):
 
 class AnalysisTooCostlyError(UnsupportedModelError):
     """Finding a model's prunable groups went past its bound of memory or time (the stage and
-    how to lower the cost are in the message)."""
+    how to lower the cost are in the message). ``bound`` says which: "indices" (one group's
+    search) or "seconds" (the whole search)."""
+
+    def __init__(self, message: str, bound: str = "seconds"):
+        super().__init__(message)
+        self.bound = bound
+
+    def __reduce__(self):  # keep ``bound`` across processes
+        return type(self), (str(self), self.bound)
 
 
 class PruningMismatchError(PruneEnvError, RuntimeError):
