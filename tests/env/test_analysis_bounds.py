@@ -46,3 +46,12 @@ def test_past_the_time_bound_the_whole_search_stops(monkeypatch):
     with pytest.raises(AnalysisTooCostlyError, match="took over -1 s; give smaller example_inputs") as err:
         analyze(FlattenNet(4).eval(), torch.randn(1, 1, 4, 4))
     assert err.value.bound == "seconds"
+
+
+def test_the_bound_survives_a_trip_to_another_process():
+    import pickle
+
+    from prune_env.errors import AnalysisTooCostlyError
+
+    error = pickle.loads(pickle.dumps(AnalysisTooCostlyError("too many indices", "indices")))
+    assert (error.bound, str(error)) == ("indices", "too many indices")
