@@ -28,7 +28,7 @@ from prune_env.app.deployment import check_deployment
 from prune_env.app.envs import make_env
 from prune_env.app.outputs import write_run
 from prune_env.app.report import plot_training
-from prune_env.app.search import default_action_mode, search_with_agent
+from prune_env.app.search import TrainingLog, default_action_mode, search_with_agent
 from prune_env.app.selection import Selection
 from prune_env.budgets import count_macs, count_params, measure_latency
 from prune_env.env import PruneEnv
@@ -77,7 +77,7 @@ def run_prune(cfg: PruneConfig) -> dict:
 
     selection, log = search_with_agent(env, cfg, on_rollout=live_plot)
     plot_training(log, out / "training_curves.png", cfg.budget, cfg.limit)
-    return finish(env, cfg, selection, start)
+    return finish(env, cfg, selection, start, training=log)
 
 
 def run_baseline(cfg: PruneConfig, method: str, evaluations: int = 0) -> dict:
@@ -156,8 +156,11 @@ def measure_network(model: nn.Module, data: Dataset, example: torch.Tensor, late
     }
 
 
-def finish(env: PruneEnv, cfg: PruneConfig, selection: Selection, start: float) -> dict:
-    """Stages 2-5 for the chosen mask; returns the metrics (also written to ``metrics.json``)."""
+def finish(
+    env: PruneEnv, cfg: PruneConfig, selection: Selection, start: float, training: TrainingLog | None = None
+) -> dict:
+    """Stages 2-5 for the chosen mask; returns the metrics (also written to ``metrics.json``),
+    with an agent's per-rollout training curves when given."""
     chosen = selection.chosen
     data = task_dataset(cfg.task, cfg.data_dir, cfg.val_size)
     pruned = export_network(env, selection)
@@ -172,6 +175,7 @@ def finish(env: PruneEnv, cfg: PruneConfig, selection: Selection, start: float) 
         "seed": cfg.seed,
         "timesteps": cfg.timesteps,
         "search": selection.summary(),
+        **({"training": asdict(training)} if training is not None else {}),
         "selected": chosen.to_dict(),
         "finetune_epochs": cfg.finetune_epochs,
         "best_finetune_epoch": tuned.best_epoch,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
+import torch as th
 from sb3_contrib import MaskablePPO, RecurrentPPO
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -34,6 +35,7 @@ class TrainingLog:
     cost: list[float] = field(default_factory=list)
     multiplier: list[float] = field(default_factory=list)
     inside_budget: list[float] = field(default_factory=list)
+    entropy: list[float] = field(default_factory=list)  # the policy's, on the rollout's observations
 
 
 class EpisodeRecorder(BaseCallback):
@@ -94,15 +96,39 @@ class EpisodeRecorder(BaseCallback):
         self.log.multiplier.append(
             float(np.atleast_1d(multiplier)[0]) if multiplier is not None else float("nan")
         )
+        self.log.entropy.append(policy_entropy(self.model))
         # Into SB3's logger too (TensorBoard, when the run writes it): what every agent is judged
         # on, whatever reward it trains on (a penalty agent's ep_rew_mean includes the penalty).
         for key, values in (("accuracy", self.log.reward), ("cost", self.log.cost),
-                            ("inside_budget", self.log.inside_budget)):  # fmt: skip
+                            ("inside_budget", self.log.inside_budget), ("policy_entropy", self.log.entropy)):  # fmt: skip
             self.logger.record(f"prune/{key}", values[-1])
         self.logger.record("prune/finetune_steps", self.prune_env.finetune_steps)
         self._since_rollout = []
         if self.on_rollout is not None:
             self.on_rollout(self.log)
+
+
+def policy_entropy(model) -> float:
+    """Mean entropy of an on-policy agent's action distribution over its last rollout's
+    observations (how much it still explores); NaN where it cannot be read (off-policy agents,
+    recurrent policies, dict observations)."""
+    buffer, policy = getattr(model, "rollout_buffer", None), getattr(model, "policy", None)
+    if (
+        buffer is None
+        or not hasattr(policy, "get_distribution")
+        or not isinstance(buffer.observations, np.ndarray)
+    ):
+        return float("nan")
+    seen = buffer.observations[: buffer.buffer_size if buffer.full else buffer.pos]
+    if seen.size == 0:
+        return float("nan")
+    # (steps, envs, *shape) while collecting; SB3 flattens it in place once it trains on it
+    obs = th.as_tensor(seen.reshape(-1, *policy.observation_space.shape), device=model.device)
+    try:
+        with th.no_grad():
+            return float(policy.get_distribution(obs).entropy().mean())
+    except (TypeError, RuntimeError, NotImplementedError):
+        return float("nan")
 
 
 def play_episode(model, env, *, deterministic: bool, seed: int | None = None) -> dict:

@@ -63,6 +63,12 @@ def test_prune_writes_every_output(run_dir):
     p = metrics["pruned"]
     assert metrics["dense"]["params"] / p["params"] >= 1 / 0.6
     assert p["test_accuracy"] > 0.5
+    curves = metrics["training"]  # per rollout: what the agent saw and how much it still explores
+    lengths = {key: len(values) for key, values in curves.items()}
+    assert len(set(lengths.values())) == 1 and lengths["timesteps"] >= 1, lengths
+    assert all(0.0 < e < 1e3 for e in curves["entropy"]) and curves["timesteps"] == sorted(
+        curves["timesteps"]
+    )
 
 
 def test_masks_json_replays_to_the_same_network(run_dir):

@@ -48,3 +48,19 @@ def test_candidates_share_the_last_protocol_and_the_choice_is_the_best(searched)
     assert chosen.satisfied and chosen.cost <= 0.6
     assert chosen.source in ("train", "deterministic", "sampled")
     assert 1 <= selection.feasible_candidates <= selection.candidates <= selection.evaluations
+
+
+def test_policy_entropy_is_the_gaussian_entropy_of_a_box_policy():
+    import math
+
+    from stable_baselines3 import PPO, SAC
+    from toy_envs import GreedyBreaksLimitEnv
+
+    from prune_env.app.search import policy_entropy
+
+    model = PPO("MlpPolicy", GreedyBreaksLimitEnv(action="box"), n_steps=16, batch_size=16, seed=0)
+    assert math.isnan(policy_entropy(model))  # nothing collected yet
+    model.learn(16)
+    log_std = float(model.policy.log_std.detach()[0])
+    assert policy_entropy(model) == pytest.approx(0.5 * math.log(2 * math.pi * math.e) + log_std, rel=1e-5)
+    assert math.isnan(policy_entropy(SAC("MlpPolicy", GreedyBreaksLimitEnv(action="box"), seed=0)))
