@@ -322,3 +322,45 @@ def test_shufflenet_streams_tie_across_the_shuffle_and_export_exactly():
         pruned = env.export(keep)
         assert output_gap(masked_copy(env.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
         assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
+
+
+class TinyMaxViTAttention(nn.Module):
+    """patches -> torchvision's MaxViT relative attention over 2x2 partitions (2 heads of size 4)
+    with a residual add -> classifier."""
+
+    def __init__(self):
+        super().__init__()
+        from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
+
+        self.patch = nn.Conv2d(3, 8, 2, stride=2)
+        self.attn = RelativePositionalMultiHeadAttention(8, 4, 4)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.patch(x)  # (B, 8, 4, 4) -> (B, 4 partitions, 4 positions, 8)
+        b = x.shape[0]
+        parts = x.view(b, 8, 2, 2, 2, 2).permute(0, 2, 4, 3, 5, 1).reshape(b, 4, 4, 8)
+        return self.head((parts + self.attn(parts)).mean((1, 2)))
+
+
+def test_maxvit_attention_heads_are_units_and_export_exactly():
+    from prune_env.attention import PrunedRelativeAttention
+
+    torch.manual_seed(0)
+    env = _env(TinyMaxViTAttention().eval())
+    (heads,) = [g for g in env.groups if g.kind == "heads"]
+    assert (heads.name, heads.width) == ("attn", 2)
+    assert {(s.module, s.side, s.dim) for s in heads.slices} == {
+        ("attn.to_qkv", "out", None), ("attn.merge", "in", None), ("attn.relative_position_bias_table", "out", 1)
+    }  # fmt: skip
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        parts = torch.randn(2, 4, 4, 8)
+        torch.testing.assert_close(PrunedRelativeAttention(env.model.attn)(parts), env.model.attn(parts))
+    for kept in ([True, False], [False, True]):
+        keep = [np.ones(g.width, dtype=bool) for g in env.groups]
+        keep[heads.index] = np.array(kept)
+        pruned = env.export(keep)
+        assert isinstance(pruned.attn, PrunedRelativeAttention) and pruned.attn.n_heads == 1
+        assert output_gap(masked_copy(env.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
+        assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
