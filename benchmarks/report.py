@@ -85,9 +85,11 @@ def _row(rank: int | None, agent: str, ok: list[dict], group: list[dict]) -> str
     """One agent's line; compression and speedups are 1 / the mean pruned-to-dense ratio, so they
     agree with the ratio column."""
 
+    if not ok:  # no entry within the budget: nothing to average (the errors are listed below)
+        return f"| - | {agent} | - | - | - | - | - | - | 0/{len(group)} | - |"
+
     def mean(values) -> float:
-        values = list(values)
-        return statistics.mean(values) if values else float("nan")
+        return statistics.mean(values)
 
     params = mean(e["params_ratio"] for e in ok)
     flops = mean(e["flops_ratio"] for e in ok)

@@ -242,3 +242,16 @@ def test_the_report_says_how_much_of_each_grid_has_landed(tmp_path):
     run = _run("benchmarks/report.py", str(results), "--out", str(tmp_path), "--configs", str(path))
     assert run.returncode == 0, run.stderr
     assert "| `two-seeds.yaml` | 3 of 4 | 0 |" in (tmp_path / "LEADERBOARD.md").read_text()
+
+
+def test_an_agent_without_a_feasible_entry_is_listed_unranked_with_its_error(tmp_path):
+    results = tmp_path / "board.jsonl"
+    failed = {"task": "fashion-mnist-mlp", "budget": "params", "limit": 0.5, "agent": "amc-ddpg", "seed": 0,
+              "satisfied": False, "error": "no episode of amc-ddpg satisfied the budget"}  # fmt: skip
+    entries = [_entry("ppo-lag", 0, [0, 32], 0.85), failed]
+    results.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    run = _run("benchmarks/report.py", str(results), "--out", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    board = (tmp_path / "LEADERBOARD.md").read_text()
+    assert "| - | amc-ddpg | - | - | - | - | - | - | 0/1 | - |" in board and "nan" not in board
+    assert "- not ranked: no episode of amc-ddpg satisfied the budget" in board
