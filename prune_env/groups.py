@@ -29,6 +29,7 @@ from prune_env.analysis_bounds import bounded_group_search
 from prune_env.errors import AnalysisTooCostlyError, UnsupportedModelError
 from prune_env.structural_groups import (
     ATTENTION_TYPES,
+    UnionFind,
     head_groups,
     shufflenet_stream_groups,
     swin_stream_groups,
@@ -439,23 +440,6 @@ def channel_groups(module: nn.Module) -> tuple[int, int] | None:
     return None
 
 
-class _UnionFind:
-    def __init__(self):
-        self.parent: dict = {}
-
-    def find(self, node):
-        self.parent.setdefault(node, node)
-        root = node
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[node] != root:
-            self.parent[node], node = root, self.parent[node]
-        return root
-
-    def union(self, a, b) -> None:
-        self.parent[self.find(a)] = self.find(b)
-
-
 def tie_grouped_convolutions(
     groups: list[PrunableGroup], modules: dict[str, nn.Module], order: list[str]
 ) -> tuple[list[PrunableGroup], dict[str, str]]:
@@ -472,7 +456,7 @@ def tie_grouped_convolutions(
     does not. Returns the groups, and the groups left whole (root -> reason): those that reach
     a grouped convolution whose inputs no group owns.
     """
-    ties = _UnionFind()
+    ties = UnionFind()
     tied_layers: dict[str, list[tuple[int, UnitSlice]]] = {}
     for gi, group in enumerate(groups):
         for s in group.slices:
@@ -507,7 +491,7 @@ def tie_grouped_convolutions(
             for k, unit in zip(s.positions // (per_in if s.side == "in" else per_out), s.units):
                 ties.union((gi, int(unit)), ("channel-group", name, int(k)))
     # groups sharing a tie are merged; inside, a unit is a set of tied (group, unit) pairs
-    merged = _UnionFind()
+    merged = UnionFind()
     owner: dict = {}
     for gi, group in enumerate(groups):
         merged.find(gi)

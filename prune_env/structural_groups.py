@@ -191,7 +191,7 @@ def shufflenet_stream_groups(model: nn.Module) -> tuple[list[PrunableGroup], dic
 
 
 def _shuffle_stage(stage: nn.Sequential, reader: nn.Module, names: dict) -> PrunableGroup:
-    ties, slices = _UnionFind(), []
+    ties, slices = UnionFind(), []
     opening, half = stage[0], stage[0].branch2[5].out_channels
     for j in range(half):  # the opening block: both branches' outputs j, then positions 2j, 2j + 1
         ties.union(("b1", j), ("b2", 0, j))
@@ -240,7 +240,9 @@ def _shuffle_stage(stage: nn.Sequential, reader: nn.Module, names: dict) -> Prun
                          kernel_size=1, stride=1, layers=writers, slices=slices, tied=True)  # fmt: skip
 
 
-class _UnionFind:
+class UnionFind:
+    """Disjoint sets of hashable nodes (ties between units), with path halving."""
+
     def __init__(self):
         self.parent: dict = {}
 
