@@ -554,6 +554,12 @@ def _touched_params(group: PrunableGroup, layers: dict[str, LayerInfo]) -> int:
     return total
 
 
+def layer_weight(module: nn.Module) -> torch.Tensor:
+    """The weight whose rows are a layer's outputs and columns its inputs (attention's packed
+    input projection for ``nn.MultiheadAttention``)."""
+    return module.in_proj_weight if isinstance(module, nn.MultiheadAttention) else module.weight
+
+
 def unit_importance(model: nn.Module, group: PrunableGroup) -> np.ndarray:
     """L1 magnitude of each unit: the sum of |w| of every producer's output slice of that unit
     (for attention heads, of their query, key and value projection rows)."""
@@ -563,9 +569,7 @@ def unit_importance(model: nn.Module, group: PrunableGroup) -> np.ndarray:
         module = modules.get(s.module)
         if s.side != "out" or not isinstance(module, (*PRUNABLE_TYPES, nn.MultiheadAttention)):
             continue
-        weight = (
-            module.in_proj_weight if isinstance(module, nn.MultiheadAttention) else module.weight
-        ).detach()
+        weight = layer_weight(module).detach()
         per_position = weight.abs().flatten(1).sum(1).double().cpu().numpy()[s.positions]
         np.add.at(scores, s.units, per_position)
     return scores

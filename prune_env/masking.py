@@ -29,6 +29,7 @@ from prune_env.groups import (
     build_dependency_graph,
     call_model,
     is_grouped_conv,
+    layer_weight,
     tolerant_index_mapping,
 )
 
@@ -73,9 +74,7 @@ def apply_masks(model: nn.Module, groups: Sequence[PrunableGroup], keep: Keep) -
                     for param in module.parameters(recurse=False):
                         param.index_fill_(0, rows, 0.0)
                 else:
-                    weight = (
-                        module.in_proj_weight if isinstance(module, nn.MultiheadAttention) else module.weight
-                    )
+                    weight = layer_weight(module)
                     weight.index_fill_(1, torch.as_tensor(positions, device=weight.device), 0.0)
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from prune_env.env import PruneEnv
 from prune_env.errors import NotApplicableError
-from prune_env.groups import is_grouped_conv
+from prune_env.groups import is_grouped_conv, layer_weight
 
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -56,15 +56,7 @@ def taylor_importance(
                 elif is_grouped_conv(modules[s.module]):
                     continue  # its inputs remove whole convolution groups: rows, counted on its output side
                 else:
-                    module = modules[s.module]
-                    sliced = [
-                        (
-                            module.in_proj_weight
-                            if isinstance(module, nn.MultiheadAttention)
-                            else module.weight,
-                            1,
-                        )
-                    ]
+                    sliced = [(layer_weight(modules[s.module]), 1)]
                 for param, dim in sliced:
                     if param.grad is None:
                         continue
