@@ -1,9 +1,10 @@
 """Named agents for scripts and leaderboards: ``make_agent(name, env, **overrides)``.
 
-Constrained agents (``AgentSpec.constrained``: ``ppo-lag``, ``ppo-lag-paper``, ``ppo-pid-lag``, ``cpo``, ``sac-lag``, ``p3o``,
-``saute-ppo``) read the cost from ``info`` and take ``cost_limit`` (default the env's
-``budget_limit``), so they run on any Gymnasium env that reports ``info["cost"]``; the
-``*-penalty`` agents are unconstrained algorithms trained on
+Constrained agents (``AgentSpec.constrained``: ``ppo-lag``, ``ppo-lag-scaled``, ``ppo-lag-paper``,
+``ppo-pid-lag``, ``cpo``, ``sac-lag``, ``p3o``, ``saute-ppo``) read the cost from ``info`` and
+take ``cost_limit`` (default the env's ``budget_limit``), so they run on any Gymnasium env that
+reports ``info["cost"]`` (``ppo-lag-scaled`` and ``ppo-lag-sensitive`` on PruneEnv only: they read
+its budget estimate or score its masks); the ``*-penalty`` agents are unconstrained algorithms trained on
 :class:`prune_env.wrappers.CostPenalty` (reward minus ``penalty_coef`` times cost), the
 fixed-penalty baseline; ``amc-ddpg`` meets PruneEnv's budget by clipping its actions.
 """
@@ -29,7 +30,14 @@ from agents.hyperparams import a2c, ddpg, ppo, sac, td3, trpo
 from agents.p3o import P3O
 from agents.ppo_lag import PPOLag
 from agents.sac_lag import SACLag
-from prune_env.wrappers import ClipToBudget, CostPenalty, MultiBinaryAsMultiDiscrete, Saute
+from prune_env.wrappers import (
+    ClipToBudget,
+    CostPenalty,
+    MultiBinaryAsMultiDiscrete,
+    Saute,
+    ScaleToBudget,
+    SensitivityFeatures,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class AgentSpec:
     action_space: type | None  # required action space type, if any
     description: str
     clip_to_budget: bool = False  # AMC: every action clipped so that the episode meets the budget
+    scale_to_budget: bool = False  # actions read as shares of the feasible range (ScaleToBudget)
+    sensitivity: bool = False  # each group's measured pruning sensitivity in the observation
     action_noise: Callable[[int], ActionNoise] | None = None  # default exploration noise, by action size
     constrained: bool = False  # solves "episodic cost <= cost_limit" on any env that reports info["cost"]
     saute: bool = False  # an unconstrained algorithm on the Saute-wrapped env
@@ -55,6 +65,14 @@ AGENTS: dict[str, AgentSpec] = {
                   "PPO-Lagrangian, projected-gradient multiplier from 0 (lr 5), cost advantage scaled "
                   "with the reward's: the paper's method with settings tuned on PruneEnv",
                   constrained=True, paper="Ray, Achiam & Amodei 2019; Malik et al. ICPR 2022"),
+        AgentSpec("ppo-lag-scaled", PPOLag, "MlpPolicy", ppo.PPO_LAG, False, gym.spaces.Box,
+                  "ppo-lag on ScaleToBudget: each keep-ratio a share of what the budget still allows, "
+                  "so every episode meets the budget by the env's estimate (ratio mode, PruneEnv only)",
+                  constrained=True, scale_to_budget=True),
+        AgentSpec("ppo-lag-sensitive", PPOLag, "MlpPolicy", ppo.PPO_LAG, False, gym.spaces.Box,
+                  "ppo-lag observing each group's accuracy drop when pruned alone (SensitivityFeatures, "
+                  "measured once: one evaluation per group; ratio mode, PruneEnv only)",
+                  constrained=True, sensitivity=True),
         AgentSpec("ppo-lag-paper", PPOLag, "MlpPolicy", ppo.PPO_LAG_PAPER, False, None,
                   "PPO-Lagrangian with the paper's settings: softplus multiplier from 1 (lr 1), "
                   "cost GAE lambda 1, cost advantage only centred",
@@ -134,8 +152,9 @@ def get_agent_spec(name: str) -> AgentSpec:
 def wrap_for_agent(
     name: str, env: gym.Env, *, penalty_coef: float = 1.0, cost_limit: float | None = None
 ) -> gym.Env:
-    """The wrappers the named agent trains through, around one ``gym.Env``: ClipToBudget (AMC),
-    action rescaling to [-1, 1] for Gaussian policies, CostPenalty for the penalty agents, Saute
+    """The wrappers the named agent trains through, around one ``gym.Env``: SensitivityFeatures
+    (``ppo-lag-sensitive``), ClipToBudget (AMC) or ScaleToBudget (``ppo-lag-scaled``), action
+    rescaling to [-1, 1] for Gaussian policies, CostPenalty for the penalty agents, Saute
     (budget ``cost_limit``, default the env's) for the Sauté agents. For several environments,
     wrap each one (in its own process) and give ``make_agent`` the VecEnv.
     """
@@ -146,8 +165,12 @@ def wrap_for_agent(
         raise ValueError(
             f"agent {name!r} needs a {spec.action_space.__name__} action space: make the env with {hint}"
         )
+    if spec.sensitivity:
+        env = SensitivityFeatures(env)
     if spec.clip_to_budget:
         env = ClipToBudget(env)
+    elif spec.scale_to_budget:
+        env = ScaleToBudget(env)
     if isinstance(space, gym.spaces.Box) and not (np.all(space.low == -1) and np.all(space.high == 1)):
         # Gaussian policies start at mean 0: rescaled, that is the middle of the range
         # (keep half the units) instead of a clipped edge (keep one unit).

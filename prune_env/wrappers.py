@@ -9,6 +9,7 @@
 - :class:`ScaleToBudget`: ratio actions read as shares of the feasible range, for the same end.
 - :class:`Saute`: Sauté RL's state augmentation, so any unconstrained algorithm learns under an
   episodic cost budget.
+- :class:`SensitivityFeatures`: each group's measured sensitivity to pruning in the observation.
 """
 
 from __future__ import annotations
@@ -190,3 +191,76 @@ class Saute(gym.Wrapper):
         sauted = float(reward) if self.safety_state >= 0 else self.unsafe_reward
         info = {**info, "unsauted_reward": reward, "safety_state": self.safety_state}
         return self._augment(obs), sauted, terminated, truncated, info
+
+
+class SensitivityFeatures(gym.ObservationWrapper):
+    """Each group's sensitivity to pruning, measured once, appended to PruneEnv's observation
+    (the per-layer sensitivity analysis of Li et al. 2017, as a feature for the agent).
+
+    At construction every group alone is pruned to ``ratio`` (default: the one keep-ratio that,
+    applied to every group, meets the first budget by the env's estimate, so each group is probed
+    at the scale an episode works at) and scored with no fine-tune. Two entries are appended for
+    the current group: its accuracy drop from the dense network's score, and that drop over the
+    largest group's drop (its rank among the groups, in [0, 1]). The probe costs one scored
+    evaluation per group (``probe_evaluations``); the drops are in ``sensitivity``."""
+
+    def __init__(self, env: gym.Env, ratio: float | None = None):
+        base = env.unwrapped
+        if getattr(base, "action_mode", None) is None or not hasattr(base, "evaluate_masks"):
+            raise ValueError("SensitivityFeatures needs a PruneEnv (it scores masks through evaluate_masks)")
+        super().__init__(env)
+        self.ratio = float(ratio) if ratio is not None else uniform_ratio_within_budget(base)
+        if not 0.0 < self.ratio <= 1.0:
+            raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
+        saved = base.finetune_steps
+        base.finetune_steps = 0
+        try:
+            dense = [np.ones(g.width, dtype=bool) for g in base.groups]
+            reference = base.evaluate_masks(dense, source="sensitivity").accuracy
+            drops = []
+            for g in base.groups:
+                keep = list(dense)
+                keep[g.index] = base.keep_from_ratios([self.ratio] * base.num_groups)[g.index]
+                drops.append(max(reference - base.evaluate_masks(keep, source="sensitivity").accuracy, 0.0))
+        finally:
+            base.finetune_steps = saved
+        self.sensitivity = np.asarray(drops, dtype=np.float32)
+        self.probe_evaluations = base.num_groups + 1
+        largest = float(self.sensitivity.max())
+        self._relative = self.sensitivity / largest if largest > 0 else np.zeros_like(self.sensitivity)
+        low, high = env.observation_space.low, env.observation_space.high
+        self.observation_space = gym.spaces.Box(
+            np.concatenate([low, [0.0, 0.0]]).astype(np.float32),
+            np.concatenate([high, [1.0, 1.0]]).astype(np.float32),
+            dtype=np.float32,
+        )
+        self._group = 0
+
+    def reset(self, **kwargs):
+        self._group = 0
+        return super().reset(**kwargs)
+
+    def step(self, action):
+        self._group += 1
+        return super().step(action)
+
+    def observation(self, observation):
+        g = min(self._group, len(self.sensitivity) - 1)
+        extra = np.array([self.sensitivity[g], self._relative[g]], dtype=np.float32)
+        return np.concatenate([np.asarray(observation, dtype=np.float32), np.clip(extra, 0.0, 1.0)])
+
+
+def uniform_ratio_within_budget(env, steps: int = 20) -> float:
+    """The largest keep-ratio that, applied to every group of a PruneEnv, meets its first budget
+    by the analytic estimate (1 when nothing needs pruning)."""
+
+    def fits(ratio: float) -> bool:
+        return env.estimated_budget(env.keep_from_ratios([ratio] * env.num_groups)) <= env.budget_limits[0]
+
+    if fits(1.0):
+        return 1.0
+    low, high = 0.0, 1.0
+    for _ in range(steps):
+        mid = (low + high) / 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    return max(low, 1e-6)

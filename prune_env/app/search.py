@@ -131,6 +131,15 @@ def policy_entropy(model) -> float:
         return float("nan")
 
 
+def probe_evaluations(model) -> int:
+    """Evaluations the training environments spent before the first episode (a wrapper's
+    ``probe_evaluations``, such as SensitivityFeatures'), so that searches compare at equal cost."""
+    try:
+        return int(sum(model.get_env().get_attr("probe_evaluations")))
+    except AttributeError:
+        return 0
+
+
 def play_episode(model, env, *, deterministic: bool, seed: int | None = None) -> dict:
     """One episode of ``model``'s policy on ``env`` (the wrapper chain it was trained on, or a
     PruneEnv); returns the final info."""
@@ -182,9 +191,15 @@ def default_action_mode(agent: str) -> str:
 
 
 def search_with_agent(
-    env: PruneEnv, cfg: PruneConfig, on_rollout: Callable[[TrainingLog], None] | None = None
+    env: PruneEnv,
+    cfg: PruneConfig,
+    on_rollout: Callable[[TrainingLog], None] | None = None,
+    overrides: dict | None = None,
 ) -> tuple[Selection, TrainingLog]:
     """Train ``cfg.agent`` on ``env`` and choose the most accurate feasible mask it found.
+
+    Args:
+        overrides: hyperparameters replacing the agent's defaults (a tuning study's trial).
 
     Raises:
         NoFeasibleMaskError: no training or harvested episode met the budget.
@@ -192,8 +207,9 @@ def search_with_agent(
     parallel = parallel_envs(cfg, env.action_mode) if cfg.n_envs > 1 else None
     try:
         model = make_agent(
-            cfg.agent, parallel or env, seed=cfg.seed, device="cpu", tensorboard_log=cfg.tensorboard
-        )
+            cfg.agent, parallel or env, seed=cfg.seed, device="cpu", tensorboard_log=cfg.tensorboard,
+            **(overrides or {}),
+        )  # fmt: skip
         recorder = EpisodeRecorder(env, cfg.episode_finetune, cfg.timesteps, on_rollout=on_rollout)
         model.learn(
             cfg.timesteps,
@@ -220,7 +236,7 @@ def search_with_agent(
         )
     selection = Selection(
         chosen=chosen,
-        evaluations=len(recorder.episodes) + len(harvested),
+        evaluations=len(recorder.episodes) + len(harvested) + probe_evaluations(model),
         candidates=len(candidates),
         feasible_candidates=sum(e.satisfied for e in candidates),
         episodes=len(recorder.episodes),

@@ -10,6 +10,8 @@ from agents.registry import AGENTS, validate_hyperparameters
 
 SHORT = {
     "ppo-lag": dict(n_steps=50, batch_size=25, n_epochs=2),
+    "ppo-lag-scaled": dict(n_steps=50, batch_size=25, n_epochs=2),
+    "ppo-lag-sensitive": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-lag-paper": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-pid-lag": dict(n_steps=50, batch_size=25, n_epochs=2),
     "cpo": dict(n_steps=50, batch_size=25, n_epochs=2),
@@ -46,6 +48,10 @@ def test_agent_runs_a_few_hundred_steps_on_prune_env(name):
     elif AGENTS[name].saute:
         assert "Saute" in repr(model.get_env().envs[0])
     else:
+        if AGENTS[name].scale_to_budget:
+            assert "ScaleToBudget" in repr(model.get_env().envs[0])
+        if AGENTS[name].sensitivity:
+            assert "SensitivityFeatures" in repr(model.get_env().envs[0])
         assert len(model.ep_cost_buffer) >= 50
 
 

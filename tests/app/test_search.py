@@ -64,3 +64,12 @@ def test_policy_entropy_is_the_gaussian_entropy_of_a_box_policy():
     log_std = float(model.policy.log_std.detach()[0])
     assert policy_entropy(model) == pytest.approx(0.5 * math.log(2 * math.pi * math.e) + log_std, rel=1e-5)
     assert math.isnan(policy_entropy(SAC("MlpPolicy", GreedyBreaksLimitEnv(action="box"), seed=0)))
+
+
+def test_a_wrappers_probe_evaluations_count_in_the_search():
+    # ppo-lag-sensitive scores every group alone and the dense network once before training
+    cfg = PruneConfig(task="fashion-mnist-mlp", agent="ppo-lag-sensitive", limit=0.6, timesteps=40,
+                      eval_samples=50, sampled_episodes=1, progress=False)  # fmt: skip
+    env = make_env(cfg, "ratio")
+    selection, _ = search_with_agent(env, cfg, overrides=dict(n_steps=20, batch_size=10, n_epochs=1))
+    assert selection.evaluations == selection.episodes + 2 + env.num_groups + 1

@@ -99,3 +99,33 @@ def test_scale_to_budget_reads_actions_as_shares_of_the_feasible_range():
             assert info["clipped_ratio"] == pytest.approx(float(share[0]) * bound)
         assert info["constraint_satisfied"] and info["cost"] <= 0.1
     assert info["cost"] > 0.09  # all of every range: the budget is spent
+
+
+def test_sensitivity_features_are_each_group_pruned_alone_and_follow_the_steps():
+    import prune_env
+    from prune_env.wrappers import SensitivityFeatures, uniform_ratio_within_budget
+
+    base = prune_env.PruneEnv("fashion-mnist-cnn", action_mode="ratio", budget_limit=0.1, eval_samples=200)
+    base.finetune_steps = 5
+    ratio = uniform_ratio_within_budget(base)
+    n = base.num_groups
+    assert base.estimated_budget(base.keep_from_ratios([ratio] * n)) <= 0.1
+    assert base.estimated_budget(base.keep_from_ratios([min(ratio + 0.05, 1.0)] * n)) > 0.1
+    env = SensitivityFeatures(base)
+    assert base.finetune_steps == 5 and env.ratio == ratio and env.probe_evaluations == n + 1
+    # independently: every group alone at the ratio, scored without fine-tune
+    base.finetune_steps = 0
+    dense = base.evaluate_masks([np.ones(g.width, dtype=bool) for g in base.groups]).accuracy
+    for g in base.groups:
+        keep = [np.ones(h.width, dtype=bool) for h in base.groups]
+        keep[g.index] = base.keep_from_ratios([ratio] * n)[g.index]
+        assert env.sensitivity[g.index] == pytest.approx(max(dense - base.evaluate_masks(keep).accuracy, 0.0))
+    assert env.sensitivity.max() > 0.05  # at 10% of the parameters some group matters
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.shape == (base.observation_space.shape[0] + 2,)
+    for step in range(n):
+        assert obs[-2] == pytest.approx(env.sensitivity[step])
+        assert obs[-1] == pytest.approx(env.sensitivity[step] / env.sensitivity.max())
+        assert env.observation_space.contains(obs)
+        obs, _, done, _, _ = env.step(np.array([0.5], dtype=np.float32))
+    assert done
