@@ -9,10 +9,11 @@ search, not by hand), the way rl-baselines3-zoo tunes SB3 agents.
 A trial is one mask search exactly as a leaderboard entry runs it (same per-episode fine-tune
 schedule, validation images, harvest), its value the validation accuracy of the mask the search
 selects: what the board's selection maximises, before the final fine-tune and the test split,
-which a study must not see. The action parameterisation is a parameter too (``ppo-lag`` clips
-nothing and learns the budget through its multiplier; ``ppo-lag-scaled`` reads actions as
-shares of the feasible range). Trials run on a seed no board uses (100), so the study cannot fit
-the board's seeds; the defaults are enqueued first, so the table shows what tuning adds over
+which a study must not see. The agent is a parameter (``ppo-lag`` learns the budget through its
+multiplier; ``ppo-lag-scaled`` reads actions as shares of the feasible range;
+``ppo-lag-sensitive`` observes each group's pruning sensitivity), and so is the per-episode
+fine-tune schedule. Trials run on a seed no board uses (100), so the study cannot fit the board's
+seeds; the defaults are enqueued first (once per agent), so the table shows what tuning adds over
 them. The study lives in an SQLite file (resumed by the same command: ``--trials`` counts
 finished trials) and is exported to ``<storage stem>.jsonl`` and ``.md`` after every trial.
 """
@@ -38,10 +39,13 @@ STUDY_NAME = "ppo-lag"
 NET_ARCH = {"32x32": [32, 32], "64x64": [64, 64]}
 
 
-def sample_hyperparameters(trial) -> tuple[str, dict]:
-    """(agent name, PPOLag overrides) of one trial; the ranges bracket the defaults
-    (agents/hyperparams/ppo.py: lr 3e-4, n_steps 128, 10 epochs, log std -1, multiplier lr 5)."""
-    agent = trial.suggest_categorical("agent", ["ppo-lag", "ppo-lag-scaled"])
+def sample_hyperparameters(trial) -> tuple[str, list[int], dict]:
+    """(agent name, per-episode fine-tune schedule, PPOLag overrides) of one trial; the ranges
+    bracket the defaults (agents/hyperparams/ppo.py: lr 3e-4, n_steps 128, 10 epochs, log std -1,
+    multiplier lr 5; the schedule 0,32). Candidates are compared at the schedule's last value
+    (32 steps) either way; "32" fine-tunes every training episode as random search does."""
+    agent = trial.suggest_categorical("agent", ["ppo-lag", "ppo-lag-scaled", "ppo-lag-sensitive"])
+    schedule = [int(s) for s in trial.suggest_categorical("episode_finetune", ["0,32", "32"]).split(",")]
     n_steps = trial.suggest_categorical("n_steps", [32, 64, 128, 256])
     arch = trial.suggest_categorical("net_arch", list(NET_ARCH))
     target_kl = trial.suggest_categorical("target_kl", [0.02, 0.1, 1.0])
@@ -62,10 +66,11 @@ def sample_hyperparameters(trial) -> tuple[str, dict]:
             ppo.PPO_LAG["lagrange_kwargs"], lr=trial.suggest_categorical("lagrange_lr", [1.0, 5.0, 20.0])
         ),
     )
-    return agent, overrides
+    return agent, schedule, overrides
 
 
 DEFAULTS = {
+    "episode_finetune": "0,32",
     "n_steps": ppo.PPO_LAG["n_steps"],
     "net_arch": "32x32",
     "target_kl": ppo.PPO_LAG["target_kl"],
@@ -80,10 +85,10 @@ DEFAULTS = {
 
 def objective(args):
     def run(trial) -> float:
-        agent, overrides = sample_hyperparameters(trial)
+        agent, schedule, overrides = sample_hyperparameters(trial)
         cfg = PruneConfig(
             task=args.task, budget=args.budget, limit=args.limit, agent=agent, seed=args.seed,
-            timesteps=args.timesteps, out=str(Path("runs") / "optuna"), progress=False,
+            timesteps=args.timesteps, episode_finetune=schedule, out=str(Path("runs") / "optuna"), progress=False,
         )  # fmt: skip
         start = time.time()
         env = make_env(cfg, "ratio")
@@ -111,8 +116,8 @@ def export(study, storage: str, args) -> None:
         f"# Optuna study: PPOLag on {args.task}, {args.budget} <= {args.limit:g}, "
         f"{args.timesteps} timesteps, seed {args.seed}",
         "",
-        f"{len(done)} finished trials (TPE, sampler seed 0; trials 0-1 are the defaults, unscaled and "
-        "scaled). Value: validation accuracy of the selected mask (the board's protocol, before the "
+        f"{len(done)} finished trials (TPE, sampler seed 0; trials 0-2 are the defaults with each "
+        "action parameterisation: ppo-lag, ppo-lag-scaled, ppo-lag-sensitive). Value: validation accuracy of the selected mask (the board's protocol, before the "
         "final fine-tune). Reproduce: `"
         + " ".join(["python", "benchmarks/tune_ppo_lag.py", *sys.argv[1:]])
         + "`",
@@ -154,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if not study.trials:
         study.enqueue_trial({**DEFAULTS, "agent": "ppo-lag"})
         study.enqueue_trial({**DEFAULTS, "agent": "ppo-lag-scaled"})
+        study.enqueue_trial({**DEFAULTS, "agent": "ppo-lag-sensitive"})
     finished = sum(t.value is not None for t in study.trials)
     study.optimize(
         objective(args),
