@@ -59,7 +59,8 @@ def measure_latency(model: nn.Module, inputs, *, warmup: int = 3, repeats: int =
     return statistics.median(times)
 
 
-def _single_example(inputs):
+def single_example(inputs):
+    """The first example of a batch (or of each tensor of a tuple): MACs are per example."""
     if isinstance(inputs, (tuple, list)):
         return tuple(t[:1] for t in inputs)
     return inputs[:1]
@@ -99,7 +100,7 @@ class Flops(Budget):
     name = "flops"
 
     def bind(self, dense, example_inputs):
-        self._inputs = _single_example(example_inputs)  # MACs of one example, whatever the batch
+        self._inputs = single_example(example_inputs)  # MACs of one example, whatever the batch
         self._dense = count_macs(dense, self._inputs)
 
     def measure(self, pruned):

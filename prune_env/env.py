@@ -96,8 +96,9 @@ class PruneEnv(gym.Env):
     | 14 | progress | groups decided / number of groups |
     | 15.. | importance | L1 magnitude of each unit of the group / the group's largest, zero-padded to max_units |
 
-    The estimate in entry 11 is exact for parameters; the cost itself is always measured on the
-    physically pruned network. Groups that cannot be pruned exactly are not steps
+    The estimate in entry 11 is exact for parameters, and for FLOPs on sequential and residual
+    networks (it counts what the FLOPs budget counts: biases, norms, activations and pooling
+    too); the cost itself is always measured on the physically pruned network. Groups that cannot be pruned exactly are not steps
     (``env.skipped_groups``).
 
     ## Rewards
@@ -235,7 +236,7 @@ class PruneEnv(gym.Env):
             b.bind(self.model, self.example_inputs)
         self.budget_cache = BudgetCache(self.budgets)
         self._report_cache = BudgetCache(self._report)
-        self.estimate = StructureEstimate(self.analysis, self.model)
+        self.estimate = StructureEstimate(self.analysis, self.model, self.example_inputs)
         self._estimate_kind = "params" if isinstance(self.budgets[0], Params) else "flops"
 
         self.importance = [unit_importance(self.model, g) for g in self.groups]

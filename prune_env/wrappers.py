@@ -78,7 +78,8 @@ class ClipToBudget(gym.ActionWrapper):
     """AMC's action clipping (He et al., ECCV 2018) for ``action_mode="ratio"``: each keep-ratio
     is lowered to the largest with which the episode can still meet the first budget when every
     later group keeps one unit (``PruneEnv.max_keep_ratio``), so every episode is feasible by the
-    env's analytic estimate (exact for parameters, the MAC ratio otherwise). The clipped ratio is
+    env's analytic estimate (exact for parameters, and for FLOPs on sequential and residual
+    networks; the FLOPs ratio stands in for latency and callables). The clipped ratio is
     reported in ``info["clipped_ratio"]``."""
 
     def __init__(self, env: gym.Env):
@@ -105,7 +106,7 @@ class ClipToBudget(gym.ActionWrapper):
 class ScaleToBudget(ClipToBudget):
     """A feasibility-preserving reading of ``action_mode="ratio"``: the action is the share of
     the current group's feasible range that is kept, ``ratio = action * max_keep_ratio()``, so
-    every action meets the first budget (by the env's analytic estimate, exact for parameters)
+    every action meets the first budget (by the env's analytic estimate, exact for parameters and FLOPs)
     and none is wasted on the infeasible side, where :class:`ClipToBudget` maps every action
     above the bound to the bound. 1 spends all the budget the later groups can spare (each of
     them keeping one unit), 0 keeps one unit. The kept ratio is ``info["clipped_ratio"]``."""

@@ -5,8 +5,9 @@ ratio-mode agent chooses. Sampled ratios are scaled by one common factor (each c
 the largest that the analytic estimate of the first budget allows (AMC's way of keeping every
 episode within the budget, He et al., ECCV 2018), so that searches spend their evaluations on
 feasible candidates that use the budget instead of wasting it.
-For FLOPs, latency and callable budgets the estimate is the MAC ratio, so a scaled candidate can
-still be over budget when it is scored; scoring always measures the real cost.
+The estimate is exact for parameters, and for FLOPs on sequential and residual networks; for
+latency and callable budgets it is the FLOPs ratio, so a scaled candidate can still be over
+budget when it is scored; scoring always measures the real cost.
 """
 
 from __future__ import annotations
