@@ -120,7 +120,7 @@ def keep_weights(results: Path, name: str, run_dir: Path) -> dict:
 def run_entry(config: dict, key: tuple, done: list[dict], results: Path) -> dict:
     task, budget, limit, agent, seed = key
     name = f"{task_label(task)}__{budget}-{limit:g}__{agent}__{seed}"
-    out = results.parent / "runs" / name
+    out = results.parent / "runs" / results.stem / name  # per results file: studies share a folder
     settings = {f: config[f] for f in GRID_FIELDS}
     cfg = PruneConfig(task=task, budget=budget, limit=limit, agent=agent, seed=seed, out=str(out), progress=False,
                       **settings)  # fmt: skip
