@@ -164,6 +164,9 @@ def run_entry(config: dict, key: tuple, done: list[dict], results: Path) -> dict
         "dense_latency_ms": d["latency_ms"],
         "latency_ms": p["latency_ms"],
         "selected": metrics["selected"],
+        **(
+            {"training": metrics["training"]} if "training" in metrics else {}
+        ),  # an agent's per-rollout curves
         **metrics["search"],
         "timesteps": cfg.timesteps if agent not in BASELINES else 0,
         "wall_seconds": time.time() - start,

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -97,6 +98,17 @@ def test_tiny_grid_killed_resumed_and_validated(tmp_path):
     best = max(entries, key=lambda e: e["test_accuracy"])["agent"]
     assert ranked[0] == best and sorted(ranked) == ["ppo-lag", "uniform-l1"]
     assert (tmp_path / "board" / "fashion-mnist-mlp__accuracy_vs_params_ratio.png").is_file()
+
+    # the agent's per-rollout curves travel with its entry; learning_curves.py restates them by quarter
+    training = entries[0]["training"]
+    assert training["timesteps"][-1] >= 64 and "training" not in entries[1]
+    curves = _run("benchmarks/learning_curves.py", str(results), "--out", str(tmp_path / "curves"))
+    assert curves.returncode == 0, curves.stderr[-2000:]
+    rows = [
+        line for line in (tmp_path / "curves" / "CURVES.md").read_text().splitlines() if "| ppo-lag |" in line
+    ]
+    first_quarter = np.nanmean(np.array_split(np.asarray(training["reward"], dtype=float), 4)[0])
+    assert len(rows) == 1 and f"| accuracy | {first_quarter:.3f} |" in rows[0]
 
     tampered = tmp_path / "tampered.jsonl"
     baseline = entries[1]  # uniform-l1: scored without fine-tune, so its accuracy replays exactly
