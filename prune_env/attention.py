@@ -135,16 +135,21 @@ def replace_cut_window_attention(model: nn.Module) -> None:
     cut for a :class:`PrunedWindowAttention` or :class:`PrunedRelativeAttention` (torchvision's
     take the head size, or the output width, from the input width and cannot run them)."""
     for name, module in list(model.named_modules()):
-        owner, _, attr = name.rpartition(".")
         if isinstance(module, ShiftedWindowAttention) and (
             _window_heads(module) != module.num_heads or module.qkv.out_features != 3 * module.qkv.in_features
         ):
-            setattr(model.get_submodule(owner), attr, PrunedWindowAttention(module))
+            replace_attribute(model, name, PrunedWindowAttention(module))
         elif isinstance(module, RelativePositionalMultiHeadAttention) and (
             module.relative_position_bias_table.shape[1] != module.n_heads
             or module.to_qkv.out_features != 3 * module.to_qkv.in_features
         ):
-            setattr(model.get_submodule(owner), attr, PrunedRelativeAttention(module))
+            replace_attribute(model, name, PrunedRelativeAttention(module))
+
+
+def replace_attribute(model: nn.Module, name: str, value) -> None:
+    """Put ``value`` where the dotted ``name`` (a submodule or a parameter of ``model``) was."""
+    owner, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(owner), attr, value)
 
 
 def _window_heads(attention: nn.Module) -> int:

@@ -20,7 +20,7 @@ from torch import nn
 from torchvision.models import VisionTransformer
 
 import prune_env.masked_norms as masked_norms
-from prune_env.attention import cut_attention, replace_cut_window_attention
+from prune_env.attention import cut_attention, replace_attribute, replace_cut_window_attention
 from prune_env.errors import PruningMismatchError, UnsupportedModelError
 from prune_env.groups import (
     GroupAnalysis,
@@ -158,16 +158,15 @@ def cut_copy(model: nn.Module, plan: ExportPlan, keep: Keep) -> nn.Module:
             dim = slices[0][1].dim
             kept = _kept(params[name].shape[dim], dropped["out"])
             if kept is not None:
-                _cut_parameter(modules, name, dim, kept)
+                _cut_parameter(pruned, name, dim, kept)
             continue
         module = modules[name]
         if isinstance(module, nn.MultiheadAttention):  # heads: a replacement layer (prune_env.attention)
-            owner, _, attr = name.rpartition(".")
             rows, columns = (
                 _kept(3 * module.embed_dim, dropped["out"]),
                 _kept(module.embed_dim, dropped["in"]),
             )
-            setattr(modules[owner], attr, cut_attention(module, rows, columns))
+            replace_attribute(pruned, name, cut_attention(module, rows, columns))
             continue
         out_size, in_size = _sizes(module)
         _cut(module, _kept(out_size, dropped["out"]), _kept(in_size, dropped["in"]) if in_size else None)
@@ -185,13 +184,11 @@ def _sync_width_attributes(model: nn.Module) -> None:
             module.hidden_dim = module.conv_proj.out_channels
 
 
-def _cut_parameter(modules: dict[str, nn.Module], name: str, dim: int, keep: torch.Tensor) -> None:
-    owner, _, attr = name.rpartition(".")
-    module = modules[owner]
-    param = getattr(module, attr)
+def _cut_parameter(model: nn.Module, name: str, dim: int, keep: torch.Tensor) -> None:
+    param = model.get_parameter(name)
     with torch.no_grad():
         cut = param.index_select(dim, keep.to(param.device))
-    setattr(module, attr, nn.Parameter(cut, requires_grad=param.requires_grad))
+    replace_attribute(model, name, nn.Parameter(cut, requires_grad=param.requires_grad))
 
 
 def _sizes(module: nn.Module) -> tuple[int, int | None]:
