@@ -1,6 +1,6 @@
 """Re-validate every leaderboard entry from its recorded masks and checkpoint.
 
-    python benchmarks/validate.py RESULTS.jsonl [--tolerance 1e-4] [--data-dir DIR]
+    python benchmarks/validate.py RESULTS.jsonl [--tolerance 1e-4] [--data-dir DIR] [--from-entry K]
 
 For each entry: the checkpoint's hash must match, the masks are replayed on a fresh PruneEnv
 (physically pruned from the dense weights) under the entry's scoring protocol, the budget
@@ -153,8 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency-tolerance", type=float, default=0.3, help="relative, for re-measured latency"
     )
+    parser.add_argument(
+        "--from-entry",
+        type=int,
+        default=1,
+        help="replay entries K, K+1, ... (1-based: those a growing grid added)",
+    )
     args = parser.parse_args(argv)
-    entries = read_results(args.results)
+    if args.from_entry < 1:
+        parser.error(f"--from-entry counts from 1, got {args.from_entry}")
+    entries = read_results(args.results)[args.from_entry - 1 :]
     base = Path(args.results).parent
     failures = 0
     for entry in entries:
@@ -162,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         failures += bool(problems)
         details = [f"\n     {p}" for p in problems] + [f"\n     note: {n}" for n in notes]
         print(f"{'FAIL' if problems else 'ok  '} {entry_label(entry)}" + "".join(details))
-    print(f"{len(entries) - failures}/{len(entries)} entries replayed within {args.tolerance:g}")
+    first = f" (from entry {args.from_entry})" if args.from_entry > 1 else ""
+    print(f"{len(entries) - failures}/{len(entries)} entries replayed within {args.tolerance:g}{first}")
     return 1 if failures else 0
 
 

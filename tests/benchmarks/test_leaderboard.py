@@ -75,6 +75,9 @@ def test_tiny_grid_killed_resumed_and_validated(tmp_path):
     valid = _run("benchmarks/validate.py", str(results))
     assert valid.returncode == 0, valid.stdout + valid.stderr[-2000:]
     assert "2/2 entries replayed" in valid.stdout
+    newest = _run("benchmarks/validate.py", str(results), "--from-entry", "2")  # what a growing grid added
+    assert newest.returncode == 0 and "1/1 entries replayed within 0.0001 (from entry 2)" in newest.stdout
+    assert "uniform-l1" in newest.stdout and "ppo-lag" not in newest.stdout
 
     report = _run(
         "benchmarks/report.py",
