@@ -69,6 +69,9 @@ AGENTS: dict[str, AgentSpec] = {
                   "ppo-lag on ScaleToBudget: each keep-ratio a share of what the budget still allows, "
                   "so every episode meets the budget by the env's estimate (ratio mode, PruneEnv only)",
                   constrained=True, scale_to_budget=True),
+        AgentSpec("ppo-lag-scaled-tuned", PPOLag, "MlpPolicy", ppo.PPO_LAG_SCALED_TUNED, False, gym.spaces.Box,
+                  "ppo-lag-scaled with the Optuna study's best hyperparameters (agents/hyperparams/ppo.py)",
+                  constrained=True, scale_to_budget=True),
         AgentSpec("ppo-lag-sensitive", PPOLag, "MlpPolicy", ppo.PPO_LAG, False, gym.spaces.Box,
                   "ppo-lag observing each group's accuracy drop when pruned alone (SensitivityFeatures, "
                   "measured once: one evaluation per group; ratio mode, PruneEnv only)",

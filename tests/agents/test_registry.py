@@ -11,6 +11,7 @@ from agents.registry import AGENTS, validate_hyperparameters
 SHORT = {
     "ppo-lag": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-lag-scaled": dict(n_steps=50, batch_size=25, n_epochs=2),
+    "ppo-lag-scaled-tuned": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-lag-sensitive": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-lag-paper": dict(n_steps=50, batch_size=25, n_epochs=2),
     "ppo-pid-lag": dict(n_steps=50, batch_size=25, n_epochs=2),
