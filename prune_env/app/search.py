@@ -133,11 +133,12 @@ def policy_entropy(model) -> float:
 
 def probe_evaluations(model) -> int:
     """Evaluations the training environments spent before the first episode (a wrapper's
-    ``probe_evaluations``, such as SensitivityFeatures'), so that searches compare at equal cost."""
-    try:
-        return int(sum(model.get_env().get_attr("probe_evaluations")))
-    except AttributeError:
+    ``probe_evaluations``, such as SensitivityFeatures'), so that searches compare at equal cost.
+    Read while the environments are open (with several, they live in other processes)."""
+    vec_env = model.get_env()
+    if vec_env is None or not vec_env.has_attr("probe_evaluations"):
         return 0
+    return int(sum(vec_env.get_attr("probe_evaluations")))
 
 
 def play_episode(model, env, *, deterministic: bool, seed: int | None = None) -> dict:
@@ -217,6 +218,7 @@ def search_with_agent(
             progress_bar=cfg.progress,
             tb_log_name=f"{cfg.agent}-seed{cfg.seed}",
         )
+        probes = probe_evaluations(model)
     finally:
         if parallel is not None:
             parallel.close()
@@ -236,7 +238,7 @@ def search_with_agent(
         )
     selection = Selection(
         chosen=chosen,
-        evaluations=len(recorder.episodes) + len(harvested) + probe_evaluations(model),
+        evaluations=len(recorder.episodes) + len(harvested) + probes,
         candidates=len(candidates),
         feasible_candidates=sum(e.satisfied for e in candidates),
         episodes=len(recorder.episodes),
