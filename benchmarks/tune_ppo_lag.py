@@ -119,7 +119,7 @@ def export(study, storage: str, args) -> None:
         f"{len(done)} finished trials (TPE, sampler seed 0; trials 0-2 are the defaults with each "
         "action parameterisation: ppo-lag, ppo-lag-scaled, ppo-lag-sensitive). Value: validation accuracy of the selected mask (the board's protocol, before the "
         "final fine-tune). Reproduce: `"
-        + " ".join(["python", "benchmarks/tune_ppo_lag.py", *sys.argv[1:]])
+        + " ".join(["python", "benchmarks/tune_ppo_lag.py", *args.argv])
         + "`",
         "",
         "| trial | value | " + " | ".join(keys) + " | feasible share (last quarter) | s |",
@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--storage", default=DEFAULT_STORAGE)
     args = parser.parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])  # for the table's reproduce line
     try:
         import optuna
     except ImportError:

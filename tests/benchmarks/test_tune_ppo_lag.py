@@ -4,7 +4,6 @@ is the search's own selected accuracy (rerun independently), and the study resum
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,14 +12,15 @@ from prune_env.app.envs import make_env
 from prune_env.app.search import search_with_agent
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import tune_ppo_lag  # noqa: E402
 
 
 def test_study_starts_from_the_defaults_scores_like_a_search_and_resumes(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    command = [sys.executable, "benchmarks/tune_ppo_lag.py", "--task", "fashion-mnist-mlp", "--timesteps", "60",
-               "--trials", "2", "--storage", storage]  # fmt: skip
-    first = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert first.returncode == 0, first.stderr[-2000:]
+    command = ["--task", "fashion-mnist-mlp", "--timesteps", "60", "--storage", storage]
+    assert tune_ppo_lag.main([*command, "--trials", "2"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "study.jsonl").read_text().splitlines()]
     assert [r["params"]["agent"] for r in rows] == ["ppo-lag", "ppo-lag-scaled"]
     assert rows[0]["params"]["learning_rate"] == 3e-4 and rows[0]["params"]["n_steps"] == 128
@@ -31,8 +31,6 @@ def test_study_starts_from_the_defaults_scores_like_a_search_and_resumes(tmp_pat
     selection, _ = search_with_agent(make_env(cfg, "ratio"), cfg)
     assert rows[0]["value"] == selection.chosen.accuracy
     assert "| 0 |" in (tmp_path / "study.md").read_text()
-    again = subprocess.run([*command[:-3], "3", "--storage", storage], capture_output=True, text=True,
-                           timeout=600, cwd=ROOT)  # fmt: skip
-    assert again.returncode == 0, again.stderr[-2000:]
+    assert tune_ppo_lag.main([*command, "--trials", "3"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "study.jsonl").read_text().splitlines()]
     assert [r["number"] for r in rows] == [0, 1, 2]  # one more trial, the first two kept
