@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -399,13 +399,7 @@ class PruneEnv(gym.Env):
             keep[current.index] = self._keep_largest(current, ratio)
             return self.estimated_budget(keep) <= self.budget_limits[0]
 
-        if fits(1.0):
-            return 1.0
-        low, high = 0.0, 1.0
-        for _ in range(steps):
-            mid = (low + high) / 2
-            low, high = (mid, high) if fits(mid) else (low, mid)
-        return low
+        return largest_fitting_ratio(fits, steps)
 
     def keep_from_ratios(self, ratios: Sequence[float]) -> list[np.ndarray]:
         """One keep-array per group from one keep-fraction per group, exactly as ratio actions
@@ -587,6 +581,18 @@ class PruneEnv(gym.Env):
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def largest_fitting_ratio(fits: Callable[[float], bool], steps: int = 20) -> float:
+    """The largest ratio in [0, 1] for which ``fits`` holds (it must only fail above some
+    point), by bisection: 1 when 1 fits, else within ``2**-steps`` below the edge (0: nothing fits)."""
+    if fits(1.0):
+        return 1.0
+    low, high = 0.0, 1.0
+    for _ in range(steps):
+        mid = (low + high) / 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    return low
 
 
 def _as_array(action, what: str) -> np.ndarray:

@@ -113,18 +113,21 @@ def _trace_layers(model: nn.Module, example_inputs) -> tuple[list[str], dict[str
                 macs[name] = output.numel() / batch * module.in_channels // module.groups * kernel
         return None
 
-    handles = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, (*PRUNABLE_TYPES, *ATTENTION_TYPES))
-    ]
+    traced = [m for m in model.modules() if isinstance(m, (*PRUNABLE_TYPES, *ATTENTION_TYPES))]
+    forward_with_hook(model, example_inputs, traced, hook)
+    return order, macs
+
+
+def forward_with_hook(model: nn.Module, inputs, modules, hook) -> None:
+    """One forward pass of ``model`` on ``inputs`` without gradients, with ``hook`` registered
+    as a forward hook on ``modules`` for its duration only."""
+    handles = [m.register_forward_hook(hook) for m in modules]
     try:
         with torch.no_grad():
-            call_model(model, example_inputs)
+            call_model(model, inputs)
     finally:
         for h in handles:
             h.remove()
-    return order, macs
 
 
 # Torch-Pruning's passes that map channel indices through concat, split, reshape, unbind, expand

@@ -24,7 +24,7 @@ import torch_pruning as tp
 from torch import nn
 
 from prune_env.budgets import single_example
-from prune_env.groups import GroupAnalysis, call_model
+from prune_env.groups import GroupAnalysis, forward_with_hook
 
 
 class StructureEstimate:
@@ -111,14 +111,7 @@ def _counted_ops(
     def hook(module, inputs, output):
         order.append((names[module], channels(inputs[0]) if inputs else None, channels(output)))
 
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    try:
-        with torch.no_grad():
-            call_model(model, example)
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hook(model, example, [m for m in model.modules() if not list(m.children())], hook)
     ops: dict[str, tuple[float, float, str | None]] = {}
     last_with_channels: dict[int, str] = {}  # output channels -> the last layer with parameters
     for name, c_in, c_out in order:

@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from prune_env.costs import read_costs
+from prune_env.env import largest_fitting_ratio
 
 
 class CostPenalty(gym.Wrapper):
@@ -218,10 +219,11 @@ class SensitivityFeatures(gym.ObservationWrapper):
         try:
             dense = [np.ones(g.width, dtype=bool) for g in base.groups]
             reference = base.evaluate_masks(dense, source="sensitivity").accuracy
+            pruned = base.keep_from_ratios([self.ratio] * base.num_groups)
             drops = []
             for g in base.groups:
                 keep = list(dense)
-                keep[g.index] = base.keep_from_ratios([self.ratio] * base.num_groups)[g.index]
+                keep[g.index] = pruned[g.index]
                 drops.append(max(reference - base.evaluate_masks(keep, source="sensitivity").accuracy, 0.0))
         finally:
             base.finetune_steps = saved
@@ -258,10 +260,4 @@ def uniform_ratio_within_budget(env, steps: int = 20) -> float:
     def fits(ratio: float) -> bool:
         return env.estimated_budget(env.keep_from_ratios([ratio] * env.num_groups)) <= env.budget_limits[0]
 
-    if fits(1.0):
-        return 1.0
-    low, high = 0.0, 1.0
-    for _ in range(steps):
-        mid = (low + high) / 2
-        low, high = (mid, high) if fits(mid) else (low, mid)
-    return max(low, 1e-6)
+    return max(largest_fitting_ratio(fits, steps), 1e-6)
