@@ -583,12 +583,13 @@ class PruneEnv(gym.Env):
 # --- helpers -------------------------------------------------------------------------------
 
 
-def largest_fitting_ratio(fits: Callable[[float], bool], steps: int = 20) -> float:
-    """The largest ratio in [0, 1] for which ``fits`` holds (it must only fail above some
-    point), by bisection: 1 when 1 fits, else within ``2**-steps`` below the edge (0: nothing fits)."""
-    if fits(1.0):
-        return 1.0
-    low, high = 0.0, 1.0
+def largest_fitting_ratio(fits: Callable[[float], bool], steps: int = 20, upper: float = 1.0) -> float:
+    """The largest value in [0, upper] for which ``fits`` holds (it must only fail above some
+    point), by bisection: ``upper`` when it fits, else within ``upper * 2**-steps`` below the edge
+    (0: nothing fits). A keep-ratio uses the default upper 1; a scale factor its own bound."""
+    if fits(upper):
+        return upper
+    low, high = 0.0, upper
     for _ in range(steps):
         mid = (low + high) / 2
         low, high = (mid, high) if fits(mid) else (low, mid)

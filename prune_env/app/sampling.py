@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prune_env.env import PruneEnv
+from prune_env.env import PruneEnv, largest_fitting_ratio
 
 MIN_RATIO = 0.02  # smallest sampled keep-ratio (a group keeps at least one unit anyway)
 
@@ -32,16 +32,9 @@ def scale_to_budget(env: PruneEnv, ratios: np.ndarray, steps: int = 30) -> np.nd
     def scaled(s: float) -> np.ndarray:
         return np.minimum(1.0, s * ratios)
 
-    low, high = 0.0, 1.0 / ratios.min()  # high: every ratio capped at 1, the dense network
-    if fits(env, scaled(high)):
-        return scaled(high)
-    for _ in range(steps):
-        mid = (low + high) / 2
-        if fits(env, scaled(mid)):
-            low = mid
-        else:
-            high = mid
-    return scaled(low)
+    # upper: every ratio capped at 1, the dense network
+    s = largest_fitting_ratio(lambda s: fits(env, scaled(s)), steps=steps, upper=1.0 / ratios.min())
+    return scaled(s)
 
 
 def sample_ratios(env: PruneEnv, rng: np.random.Generator) -> np.ndarray:
