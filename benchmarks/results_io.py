@@ -9,10 +9,16 @@ leaderboards (format 1) kept masks, budget value and a few settings flat instead
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: one grid process per results file
+    fcntl = None
 
 from prune_env.errors import InvalidRecordError
 from prune_env.scored import ScoredMask
@@ -38,18 +44,37 @@ def read_results(*paths: str | Path) -> list[dict]:
 
 def append_atomically(path: Path, entry: dict) -> None:
     """Rewrite the file with one more line through a temporary file and an atomic rename, so a
-    killed run never leaves a partial line."""
-    lines = path.read_text() if path.is_file() else ""
-    _write_atomically(path, lines + json.dumps(entry, sort_keys=True) + "\n")
+    killed run never leaves a partial line. Locked, so grid processes sharing a file (``--seeds 1``
+    and ``--seeds 2`` side by side) never drop each other's entries."""
+    with _locked(path):
+        lines = path.read_text() if path.is_file() else ""
+        _write_atomically(path, lines + json.dumps(entry, sort_keys=True) + "\n")
 
 
 def replace_atomically(path: Path, entry: dict, same) -> None:
     """Rewrite the file with ``entry`` in place of the first entry for which ``same(old)`` holds
     (appended when none does), atomically like :func:`append_atomically`."""
-    entries = read_results(path) if path.is_file() else []
-    at = next((i for i, old in enumerate(entries) if same(old)), len(entries))
-    entries[at : at + 1] = [entry]
-    _write_atomically(path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
+    with _locked(path):
+        entries = read_results(path) if path.is_file() else []
+        at = next((i for i, old in enumerate(entries) if same(old)), len(entries))
+        entries[at : at + 1] = [entry]
+        _write_atomically(path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on ``PATH.lock`` for a read-modify-write of ``path``: the rename
+    replaces the file itself, so the lock lives beside it."""
+    if fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _write_atomically(path: Path, text: str) -> None:
