@@ -1,6 +1,6 @@
 """Constrained RL agents on stable-baselines3 for PruneEnv-v0 (and any env with info["cost"]).
 
-Depends on the environment core's cost conventions only (``prune_env.costs``,
+Depends on the environment core's cost conventions only (``prune_env.cost_convention``,
 ``prune_env.wrappers``, ``prune_env.errors``), never on the application (``prune_env.app``).
 """
 

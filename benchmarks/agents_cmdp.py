@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -27,16 +26,17 @@ import matplotlib
 import numpy as np
 import torch
 import yaml
-from results_io import append_atomically, read_results
 
 import agents
 from agents.registry import AGENTS
-from prune_env.app.config import PruneConfig
-from prune_env.app.envs import make_env
-from prune_env.app.search import EpisodeRecorder
+from benchmarks.entrypoint import run_script
+from benchmarks.results_io import append_atomically, read_results
+from prune_env.app import EpisodeRecorder, PruneConfig, make_env
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+ROW_KEYS = ("agent", "seed", "accuracy", "cost")  # every row of its results file
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -91,7 +91,7 @@ def summarize(row: dict) -> dict:
 
 
 def write_report(out: Path) -> Path:
-    rows = read_results(out)
+    rows = read_results(out, require=ROW_KEYS, what="a row of agents_cmdp.py")
     by_agent: dict[str, list[dict]] = {}
     for r in rows:
         by_agent.setdefault(r["agent"], []).append(r)
@@ -179,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if not args.report:
         torch.set_num_threads(args.threads)
-        done = {(r["agent"], r["seed"]) for r in read_results(out)}
+        done = {
+            (r["agent"], r["seed"])
+            for r in read_results(out, require=ROW_KEYS, what="a row of agents_cmdp.py")
+        }
         overrides = parse_overrides(args.set)
         for name in args.agents:
             for seed in args.seeds:
@@ -192,4 +195,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -25,18 +25,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from results_io import append_atomically, read_results, recorded_mask
 
-from prune_env.app.config import PruneConfig
-from prune_env.app.pipeline import finetune_network, split_accuracies
-from prune_env.env import PruneEnv
+from benchmarks.entrypoint import run_script
+from benchmarks.results_io import append_atomically, read_board, read_results, recorded_mask
+from prune_env.app import PruneConfig, finetune_network, split_accuracies
+from prune_env.problem import PruneProblem
 from prune_env.zoo.sources import task_dataset
+
+ROW_KEYS = ("agent", "seed", "distill", "test_accuracy")  # every row of its results file
 
 
 def cell_entries(args) -> list[dict]:
     entries = [
         e
-        for e in read_results(args.results)
+        for e in read_board(args.results)
         if (e["task"], e["budget"], float(e["limit"]), e["agent"])
         == (args.task, args.budget, args.limit, args.agent)
         and "error" not in e
@@ -56,8 +58,8 @@ def _key(row: dict) -> tuple:
 def run(args) -> Path:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    done = {_key(r) for r in read_results(out)}
-    env = PruneEnv(args.task, budget=args.budget, budget_limit=args.limit, eval_samples=10)
+    done = {_key(r) for r in read_results(out, require=ROW_KEYS, what="a row of distillation.py")}
+    problem = PruneProblem(args.task, budget=args.budget, budget_limit=args.limit, eval_samples=10)
     data = task_dataset(args.task)
     for entry in cell_entries(args):
         for distill in (False, True):
@@ -68,9 +70,9 @@ def run(args) -> Path:
             settings = {"epochs": args.epochs, "temperature": args.temperature, "weight": args.weight}
             if _key({"seed": entry["seed"], "distill": distill, **settings}) in done:
                 continue
-            pruned = env.export(recorded_mask(entry)["masks"])
+            pruned = problem.export(recorded_mask(entry)["masks"])
             start = time.time()
-            tuned = finetune_network(pruned, data, cfg, teacher=env.model)
+            tuned = finetune_network(pruned, data, cfg, teacher=problem.model)
             row = {
                 "task": args.task, "budget": args.budget, "limit": args.limit, "agent": args.agent,
                 "seed": entry["seed"], "distill": distill, **settings,
@@ -88,7 +90,7 @@ def run(args) -> Path:
 
 
 def write_table(out: Path) -> Path:
-    rows = read_results(out)
+    rows = read_results(out, require=ROW_KEYS, what="a row of distillation.py")
     first = rows[0]
     lines = [
         "# Distillation in the final fine-tune",
@@ -161,4 +163,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from benchmarks.entrypoint import run_script
 from prune_env.env import PruneEnv
 from prune_env.zoo import models
 
@@ -61,7 +62,7 @@ def overhead(network: str, repeats: int) -> dict:
 
     def dense_forward():
         with torch.inference_mode():
-            env.model(env.eval_inputs)
+            env.problem.model(env.problem.eval_inputs)
 
     forward = median_seconds(dense_forward, repeats)
     return {
@@ -75,7 +76,9 @@ def overhead(network: str, repeats: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--networks", nargs="+", default=["mlp", "vgg16", "resnet18", "resnet56"])
+    parser.add_argument(
+        "--networks", nargs="+", default=["mlp", "vgg16", "resnet18", "resnet56"], choices=["mlp", *CIFAR]
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args(argv)
@@ -92,4 +95,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -21,6 +21,7 @@ import torch
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
 import prune_env  # noqa: F401
+from benchmarks.entrypoint import run_script
 
 
 def _make(args, threads: int) -> gym.Env:
@@ -45,7 +46,7 @@ def single(args) -> None:
         times.append(time.perf_counter() - start)
         rewards.append(reward)
     u = env.unwrapped
-    print(f"task {args.task} on {u.device}: {u.num_groups} groups, max_units {u.max_units}")
+    print(f"task {args.task} on {u.problem.device}: {u.num_groups} groups, max_units {u.max_units}")
     print(f"construction: {built:.2f} s")
     print(
         f"random episode: median {statistics.median(times) * 1000:.0f} ms, "
@@ -96,4 +97,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -23,7 +23,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from results_io import read_results  # noqa: E402
+
+from benchmarks.entrypoint import run_script
+from benchmarks.results_io import read_board  # noqa: E402
 
 CURVES = ("reward", "cost", "inside_budget", "multiplier", "entropy")
 LABELS = {
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", nargs="+")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    groups = runs_by_agent(read_results(*args.results))
+    groups = runs_by_agent(read_board(*args.results))
     if not groups:
         print("no entry with training curves (entries record them since issue 16)", file=sys.stderr)
         return 1
@@ -131,4 +133,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main)

@@ -29,10 +29,13 @@ from pathlib import Path
 
 import torch
 import torchvision
-from results_io import append_atomically, read_results, replace_atomically
 
+from benchmarks.entrypoint import run_script
+from benchmarks.results_io import append_atomically, read_results, replace_atomically
 from prune_env.env import PruneEnv
 from prune_env.errors import PruneEnvError
+
+ROW_KEYS = ("model", "outcome")  # every row of its results file
 
 INPUT_SIZE = {"inception_v3": 299}
 
@@ -102,7 +105,7 @@ def run_isolated(name: str, size: int, timeout: float, memory_gb: float) -> dict
 
 
 def write_table(out: Path, command: str, redone: list[str] = ()) -> Path:
-    rows = read_results(out)
+    rows = read_results(out, require=ROW_KEYS, what="a row of model_coverage.py")
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
@@ -156,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if args.redo and not args.models:
         parser.error("--redo needs --models: the models to measure again")
-    done = set() if args.redo else {r["model"] for r in read_results(out)}
+    done = (
+        set()
+        if args.redo
+        else {r["model"] for r in read_results(out, require=ROW_KEYS, what="a row of model_coverage.py")}
+    )
     models = classification_models(args.max_params, args.models)
     given = argv if argv is not None else sys.argv[1:]
     command = "python benchmarks/model_coverage.py " + " ".join(given)
@@ -201,4 +208,4 @@ def _redo_commands(out: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

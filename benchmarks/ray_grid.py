@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import leaderboard
 import ray
 import torch
-from results_io import append_atomically
 from tqdm import tqdm
+
+from benchmarks.grid import failed_entry, run_entry
+from benchmarks.results_io import append_atomically
 
 
 def _run_task(
@@ -29,7 +30,7 @@ def _run_task(
 ) -> tuple[dict, bytes | None]:
     """One entry, on whichever node Ray chose: the entry and its weights file's bytes."""
     torch.set_num_threads(threads)
-    entry = leaderboard.run_entry(config, key, done, Path(results))
+    entry = run_entry(config, key, done, Path(results))
     weights = Path(results).parent / entry["weights"]["path"] if "weights" in entry else None
     return entry, (weights.read_bytes() if weights is not None else None)
 
@@ -49,11 +50,10 @@ def run_on_ray(
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     else:
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    # The task imports the leaderboard script by name: its folder must be importable on the workers.
-    here = str(Path(__file__).resolve().parent)
-    task = ray.remote(
-        num_cpus=cpus, num_gpus=gpus, max_retries=0, runtime_env={"env_vars": {"PYTHONPATH": here}}
-    )(_run_task)  # a crashed entry is recorded, not retried
+    # Workers import the harness as the installed package ``benchmarks`` (pip install -e .).
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(
+        _run_task
+    )  # a crash is recorded, not retried
     threads = max(1, int(cpus))
     try:
         with tqdm(total=sum(map(len, phases)), desc="leaderboard (ray)", unit="entry") as bar:
@@ -65,7 +65,7 @@ def run_on_ray(
                     try:
                         entry, weights = ray.get(ready[0])
                     except Exception as exc:  # a crashed task is one failed entry, not a failed grid
-                        entry, weights = leaderboard.failed_entry(key, exc), None
+                        entry, weights = failed_entry(key, exc), None
                     if weights is not None:
                         target = results.parent / entry["weights"]["path"]
                         target.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
-from results_io import entry_key, read_results, run_settings, scoring_protocol  # noqa: E402
+
+from benchmarks.entrypoint import run_script
+from benchmarks.results_io import entry_key, read_board, run_settings, scoring_protocol  # noqa: E402
 
 
 def _mean_std(values: list[float]) -> str:
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the grids' configs: the report says how much of each has landed",
     )
     args = parser.parse_args(argv)
-    entries = read_results(*args.results)
+    entries = read_board(*args.results)
     out = Path(args.out) if args.out else Path(args.results[0]).parent
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -257,4 +259,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

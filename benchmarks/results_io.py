@@ -24,10 +24,20 @@ from prune_env.errors import InvalidRecordError
 from prune_env.scored import ScoredMask
 
 FORMAT = 2
+# What every leaderboard entry holds, a failed one included; a finished one also BOARD_RESULT_KEYS.
+BOARD_KEYS = ("task", "budget", "limit", "agent", "seed", "satisfied")
+BOARD_RESULT_KEYS = ("params_ratio", "test_accuracy")
+REPLAY_KEYS = (
+    "checkpoint_sha256",
+    "params_ratio",
+    "val_accuracy_before_finetune",
+)  # what validate.py replays
 
 
-def read_results(*paths: str | Path) -> list[dict]:
-    """Every entry of the given files, in order (a missing file has none)."""
+def read_results(*paths: str | Path, require: tuple[str, ...] = (), what: str = "an entry") -> list[dict]:
+    """Every entry of the given files, in order (a missing file has none). With ``require``,
+    each entry must hold those keys: a file of another kind is one clear error, not a KeyError
+    deep inside a script."""
     entries = []
     for path in map(Path, paths):
         if not path.is_file():
@@ -36,9 +46,30 @@ def read_results(*paths: str | Path) -> list[dict]:
             if not line.strip():
                 continue
             try:
-                entries.append(json.loads(line))
+                entry = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InvalidRecordError(f"{path}:{number}: not a JSON entry ({exc})") from exc
+            missing = [k for k in require if not isinstance(entry, dict) or k not in entry]
+            if missing:
+                raise InvalidRecordError(f"{path}:{number}: not {what} (no {', '.join(missing)})")
+            entries.append(entry)
+    return entries
+
+
+def read_board(*paths: str | Path, finished: tuple[str, ...] = BOARD_RESULT_KEYS) -> list[dict]:
+    """The entries of leaderboard results files (as leaderboard.py writes them); a missing file
+    or a file of another kind (or an entry without the ``finished`` keys, unless it recorded an
+    error) is an :class:`InvalidRecordError` naming it."""
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise InvalidRecordError(f"{path}: no such results file")
+    entries = read_results(*paths, require=BOARD_KEYS, what="a leaderboard entry")
+    for entry in entries:
+        missing = [k for k in finished if "error" not in entry and k not in entry]
+        if missing:
+            raise InvalidRecordError(
+                f"{entry_label(entry)}: not a finished leaderboard entry (no {', '.join(missing)})"
+            )
     return entries
 
 

@@ -23,13 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from results_io import append_atomically, read_results
 
-from prune_env.app.config import PruneConfig
-from prune_env.app.pipeline import finetune_network
-from prune_env.app.sampling import sample_ratios
-from prune_env.env import PruneEnv
+from benchmarks.entrypoint import run_script
+from benchmarks.results_io import append_atomically, read_results
+from prune_env.app import PruneConfig, finetune_network, sample_ratios
+from prune_env.problem import PruneProblem
 from prune_env.zoo.sources import task_dataset
+
+ROW_KEYS = ("index", "scores", "final_val_accuracy")  # every row of its results file
 
 # name -> (per-episode fine-tune steps, BatchNorm recalibration batches)
 PROTOCOLS = {
@@ -91,15 +92,15 @@ def picked_final(rows: list[dict], name: str, seconds: float, draws: int = 4000,
     return float(np.mean(picks))
 
 
-def score_mask(env: PruneEnv, ratios: np.ndarray, index: int) -> dict:
+def score_mask(problem: PruneProblem, ratios: np.ndarray, index: int) -> dict:
     """The mask's score and seconds under every protocol (each seeded by the mask's index)."""
-    keep = env.keep_from_ratios(ratios)
+    keep = problem.keep_from_ratios(ratios)
     scores = {}
     for name, (steps, batches) in PROTOCOLS.items():
-        env.finetune_steps, env.bn_recalibration = steps, batches
-        env.reset(seed=index)  # the fine-tune's batches depend only on the mask's index
+        problem.set_scoring(finetune_steps=steps, bn_recalibration=batches)
         start = time.perf_counter()
-        record = env.evaluate_masks(keep, source="random")
+        # the fine-tune's batches depend only on the mask's index
+        record = problem.score(keep, source="random", rng=np.random.default_rng(index))
         scores[name] = {"accuracy": record.accuracy, "seconds": time.perf_counter() - start}
     return {"record": record, "scores": scores}
 
@@ -107,18 +108,20 @@ def score_mask(env: PruneEnv, ratios: np.ndarray, index: int) -> dict:
 def run(args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    env = PruneEnv(args.task, budget=args.budget, budget_limit=args.limit, eval_samples=args.eval_samples)
+    problem = PruneProblem(
+        args.task, budget=args.budget, budget_limit=args.limit, eval_samples=args.eval_samples
+    )
     data = task_dataset(args.task)
     rng = np.random.default_rng(args.seed)
-    planned = [sample_ratios(env, rng) for _ in range(args.masks)]  # fixed up front: resumable
+    planned = [sample_ratios(problem, rng) for _ in range(args.masks)]  # fixed up front: resumable
     out = Path(args.out)
-    done = {row["index"] for row in read_results(out)}
+    done = {row["index"] for row in read_results(out, require=ROW_KEYS, what="a row of reward_fidelity.py")}
     for index, ratios in enumerate(planned):
         if index in done:
             continue
-        scored = score_mask(env, ratios, index)
+        scored = score_mask(problem, ratios, index)
         record = scored["record"]
-        pruned = env.export(record.masks)
+        pruned = problem.export(record.masks)
         start = time.perf_counter()
         cfg = PruneConfig(
             task=args.task, finetune_epochs=args.final_epochs, seed=args.seed + index, progress=False
@@ -185,7 +188,7 @@ def report(rows: list[dict], command: str) -> str:
     loads = [r["load_average"] for r in rows]
     lines += [
         "",
-        f"Seconds are wall time of `env.evaluate_masks` (pruning, export proof, protocol, scoring) with "
+        f"Seconds are wall time of `PruneProblem.score` (pruning, export proof, protocol, scoring) with "
         f"{rows[0]['threads']} torch thread(s); 1-minute load average during the run "
         f"{min(loads):.1f}-{max(loads):.1f} on a machine with {os.cpu_count()} cores.",
         "",
@@ -214,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.report:
         run(args)
-    rows = read_results(args.out)
+    rows = read_results(args.out, require=ROW_KEYS, what="a row of reward_fidelity.py")
     command = "python benchmarks/reward_fidelity.py " + " ".join(argv if argv is not None else sys.argv[1:])
     Path(args.markdown).write_text(report(rows, command.replace(" --report", "")))
     print(f"wrote {args.markdown} from {len(rows)} masks", file=sys.stderr)
@@ -222,4 +225,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -30,9 +30,8 @@ import numpy as np
 import torch
 
 from agents.hyperparams import ppo
-from prune_env.app.config import PruneConfig
-from prune_env.app.envs import make_env
-from prune_env.app.search import search_with_agent
+from benchmarks.entrypoint import run_script
+from prune_env.app import PruneConfig, make_env, search_with_agent
 
 DEFAULT_STORAGE = "sqlite:///benchmarks/results/studies/ppo-lag-optuna.db"
 STUDY_NAME = "ppo-lag"
@@ -153,10 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         import optuna
     except ImportError:
         parser.error("the study needs Optuna: pip install optuna")
-    study = optuna.create_study(
-        study_name=STUDY_NAME, storage=args.storage, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=6),
-    )  # fmt: skip
+    try:
+        study = optuna.create_study(
+            study_name=STUDY_NAME, storage=args.storage, direction="maximize", load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=6),
+        )  # fmt: skip
+    except Exception as exc:  # Optuna's storages raise their database's own errors
+        raise ValueError(
+            f"--storage {args.storage}: not an Optuna study database ({type(exc).__name__})"
+        ) from exc
     if not study.trials:
         study.enqueue_trial({**DEFAULTS, "agent": "ppo-lag"})
         study.enqueue_trial({**DEFAULTS, "agent": "ppo-lag-scaled"})
@@ -174,4 +178,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main)

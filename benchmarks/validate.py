@@ -2,7 +2,7 @@
 
     python benchmarks/validate.py RESULTS.jsonl [--tolerance 1e-4] [--data-dir DIR] [--from-entry K]
 
-For each entry: the checkpoint's hash must match, the masks are replayed on a fresh PruneEnv
+For each entry: the checkpoint's hash must match, the masks are replayed on a fresh PruneProblem
 (physically pruned from the dense weights) under the entry's scoring protocol, the budget
 value, params and FLOPs ratios, kept widths and ``satisfied`` are recomputed, and the pruned
 network's validation accuracy before fine-tune is recomputed on the full validation split.
@@ -20,15 +20,15 @@ not replayed.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
-from results_io import entry_label, read_results, recorded_mask, run_settings
 
-from prune_env.env import PruneEnv
+from benchmarks.entrypoint import run_script
+from benchmarks.results_io import REPLAY_KEYS, entry_label, read_board, recorded_mask, run_settings
+from prune_env.deploy.reload import pruned_with_weights
 from prune_env.errors import PruneEnvError
-from prune_env.reload import pruned_with_weights
+from prune_env.problem import PruneProblem
 from prune_env.scored import ScoringProtocol
 from prune_env.zoo.data import DEFAULT_SPLIT_SEED, DEFAULT_VAL_SIZE
 from prune_env.zoo.sources import task_dataset
@@ -41,7 +41,9 @@ def _compare(problems: list[str], name: str, value: float, recorded: float, tole
         problems.append(f"{name} {value:.6f} != recorded {recorded:.6f}")
 
 
-def _check_weights(entry: dict, env: PruneEnv, masks: dict, data, base: Path, tolerance: float) -> list[str]:
+def _check_weights(
+    entry: dict, problem: PruneProblem, masks: dict, data, base: Path, tolerance: float
+) -> list[str]:
     """Reload the entry's fine-tuned weights into the rebuilt architecture; re-measure accuracy."""
     if "weights" not in entry:
         return (
@@ -55,13 +57,13 @@ def _check_weights(entry: dict, env: PruneEnv, masks: dict, data, base: Path, to
     if file_sha256(path) != entry["weights"]["sha256"]:
         return [f"fine-tuned weights {path} do not match their recorded hash"]
     try:
-        network = pruned_with_weights(env, masks, path)
+        network = pruned_with_weights(problem, masks, path)
     except PruneEnvError as exc:
         return [f"fine-tuned weights: {exc}"]
     problems: list[str] = []
-    test_x, test_y = (t.to(env.device) for t in data.test.tensors())
+    test_x, test_y = (t.to(problem.device) for t in data.test.tensors())
     test = accuracy(network, test_x, test_y)
-    dense = accuracy(env.model, test_x, test_y)
+    dense = accuracy(problem.model, test_x, test_y)
     _compare(problems, "test_accuracy", test, entry["test_accuracy"], tolerance)
     _compare(problems, "dense_test_accuracy", dense, entry["dense_test_accuracy"], tolerance)
     _compare(problems, "delta", test - dense, entry["delta"], tolerance)
@@ -98,16 +100,16 @@ def validate_entry(
     claimed, settings = recorded_mask(entry), run_settings(entry)
     val_size = settings.get("val_size", DEFAULT_VAL_SIZE)
     protocol = claimed["record"].protocol if claimed["record"] is not None else ScoringProtocol()
-    env = PruneEnv(
+    problem = PruneProblem(
         entry["task"], budget=entry["budget"], budget_limit=entry["limit"], data_dir=data_dir, val_size=val_size,
         eval_samples=claimed.get("eval_samples", ScoringProtocol.eval_samples),
         bn_recalibration=protocol.bn_recalibration,  # the record's own scoring (its fine-tune is not replayed)
     )  # fmt: skip
-    if env.checkpoint["sha256"] != entry["checkpoint_sha256"]:
+    if problem.checkpoint["sha256"] != entry["checkpoint_sha256"]:
         problems.append(
-            f"checkpoint hash {env.checkpoint['sha256'][:12]} != recorded {entry['checkpoint_sha256'][:12]}"
+            f"checkpoint hash {problem.checkpoint['sha256'][:12]} != recorded {entry['checkpoint_sha256'][:12]}"
         )
-    replay = env.evaluate_masks(claimed["masks"])
+    replay = problem.score(claimed["masks"])
     is_latency = entry["budget"] in ("latency", "ort-latency")
     if is_latency:
         relative = abs(replay.cost - claimed["budget_value"]) / max(claimed["budget_value"], 1e-12)
@@ -138,10 +140,10 @@ def validate_entry(
         if record.protocol.finetune_steps == 0:  # scoring without fine-tune is deterministic
             _compare(problems, "accuracy (scoring protocol)", replay.accuracy, record.accuracy, tolerance)
     data = task_dataset(entry["task"], data_dir, val_size, entry.get("split_seed", DEFAULT_SPLIT_SEED))
-    x, y = (t.to(env.device) for t in data.val.tensors())
-    val = accuracy(env.export(claimed["masks"]), x, y)
+    x, y = (t.to(problem.device) for t in data.val.tensors())
+    val = accuracy(problem.export(claimed["masks"]), x, y)
     _compare(problems, "val_accuracy_before_finetune", val, entry["val_accuracy_before_finetune"], tolerance)
-    problems += _check_weights(entry, env, claimed["masks"], data, base, tolerance)
+    problems += _check_weights(entry, problem, claimed["masks"], data, base, tolerance)
     return problems, notes
 
 
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.from_entry < 1:
         parser.error(f"--from-entry counts from 1, got {args.from_entry}")
-    entries = read_results(args.results)[args.from_entry - 1 :]
+    entries = read_board(args.results, finished=REPLAY_KEYS)[args.from_entry - 1 :]
     base = Path(args.results).parent
     failures = 0
     for entry in entries:
@@ -176,4 +178,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -89,7 +89,7 @@ for episode in range(args.episodes):
     if info["constraint_satisfied"] and (best is None or reward > best[0]):
         best = (reward, info["masks"])
 if best:
-    smaller = env.export(best[1])
+    smaller = env.problem.export(best[1])
     print(
         f"best within {0.6 * dense_ms:.2f} ms: accuracy {best[0]:.3f}, measured again {cpu_latency_ms(smaller):.2f} ms"
     )

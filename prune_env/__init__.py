@@ -10,7 +10,8 @@ from __future__ import annotations
 import gymnasium as gym
 
 from prune_env.budgets import Budget, CallableBudget, Flops, Latency, Params
-from prune_env.costs import read_costs
+from prune_env.cost_convention import read_costs
+from prune_env.deploy.reload import load_pruned
 from prune_env.env import PruneEnv
 from prune_env.errors import (
     AnalysisTooCostlyError,
@@ -27,7 +28,7 @@ from prune_env.errors import (
     UnknownTaskError,
     UnsupportedModelError,
 )
-from prune_env.reload import load_pruned
+from prune_env.problem import PruneProblem
 from prune_env.scored import ScoredMask, ScoringProtocol
 from prune_env.zoo import cache_dir, get_task, list_tasks, load_checkpoint, load_dataset, pretrain
 
@@ -53,6 +54,7 @@ __all__ = [
     "NotApplicableError",
     "Params",
     "PruneEnv",
+    "PruneProblem",
     "PruneEnvError",
     "PruningMismatchError",
     "ScoredMask",

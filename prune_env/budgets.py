@@ -17,9 +17,9 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from prune_env.deploy.onnx_runtime import onnx_bytes, ort_latency, ort_session
 from prune_env.errors import BudgetError
-from prune_env.groups import call_model
-from prune_env.onnx_runtime import onnx_bytes, ort_latency, ort_session
+from prune_env.surgery.layers import call_model, single_example
 
 
 def count_params(model: nn.Module) -> int:
@@ -57,13 +57,6 @@ def measure_latency(model: nn.Module, inputs, *, warmup: int = 3, repeats: int =
                 call_model(model, inputs)
                 times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-def single_example(inputs):
-    """The first example of a batch (or of each tensor of a tuple): MACs are per example."""
-    if isinstance(inputs, (tuple, list)):
-        return tuple(t[:1] for t in inputs)
-    return inputs[:1]
 
 
 class Budget:

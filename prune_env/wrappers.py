@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import gymnasium as gym
 import numpy as np
 
-from prune_env.costs import read_costs
-from prune_env.env import largest_fitting_ratio
+from prune_env.bisection import largest_fitting_ratio
+from prune_env.cost_convention import read_costs
 
 
 class CostPenalty(gym.Wrapper):
@@ -143,6 +143,17 @@ class Saute(gym.Wrapper):
     earns ``unsafe_reward`` instead of its reward. The cost stays in ``info``, the original
     reward in ``info["unsauted_reward"]`` and the safety state in ``info["safety_state"]``.
 
+    ``z = 0`` (the budget spent exactly) is safe here, deliberately: with ``cost_gamma=1`` the
+    episode ends with ``z = 1 - J_c / budget``, and ``z >= 0`` is exactly the env's
+    ``constraint_satisfied`` (``J_c <= limit``), so the wrapper rewards the same networks the
+    env and the leaderboards count as feasible. The paper and OmniSafe treat ``z = 0`` as spent
+    (``z > 0`` safe); the two differ only for a cost exactly at the limit.
+
+    On PruneEnv the cost arrives at the last step only, so ``z`` stays 1 until the episode ends
+    and the appended entry tells the agent nothing before then; PruneEnv's own observation
+    already carries the estimated budget used and remaining (``budget_used``,
+    ``budget_remaining``). There Sauté acts through its reward replacement alone.
+
     Args:
         budget: the episodic cost limit (default: the env's ``budget_limit``, the first one).
         unsafe_reward: the reward once the budget is spent (the paper uses a large negative
@@ -208,27 +219,29 @@ class SensitivityFeatures(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env, ratio: float | None = None):
         base = env.unwrapped
-        if getattr(base, "action_mode", None) is None or not hasattr(base, "evaluate_masks"):
-            raise ValueError("SensitivityFeatures needs a PruneEnv (it scores masks through evaluate_masks)")
+        problem = getattr(base, "problem", None)
+        if getattr(base, "action_mode", None) is None or problem is None:
+            raise ValueError("SensitivityFeatures needs a PruneEnv (it scores masks through env.problem)")
         super().__init__(env)
-        self.ratio = float(ratio) if ratio is not None else uniform_ratio_within_budget(base)
+        self.ratio = float(ratio) if ratio is not None else uniform_ratio_within_budget(problem)
         if not 0.0 < self.ratio <= 1.0:
             raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
-        saved = base.finetune_steps
-        base.finetune_steps = 0
+        saved = problem.finetune_steps
+        problem.finetune_steps = 0
         try:
-            dense = [np.ones(g.width, dtype=bool) for g in base.groups]
-            reference = base.evaluate_masks(dense, source="sensitivity").accuracy
-            pruned = base.keep_from_ratios([self.ratio] * base.num_groups)
+            dense = [np.ones(g.width, dtype=bool) for g in problem.groups]
+            reference = problem.score(dense, source="sensitivity", rng=base.np_random).accuracy
+            pruned = problem.keep_from_ratios([self.ratio] * problem.num_groups)
             drops = []
-            for g in base.groups:
+            for g in problem.groups:
                 keep = list(dense)
                 keep[g.index] = pruned[g.index]
-                drops.append(max(reference - base.evaluate_masks(keep, source="sensitivity").accuracy, 0.0))
+                score = problem.score(keep, source="sensitivity", rng=base.np_random).accuracy
+                drops.append(max(reference - score, 0.0))
         finally:
-            base.finetune_steps = saved
+            problem.finetune_steps = saved
         self.sensitivity = np.asarray(drops, dtype=np.float32)
-        self.probe_evaluations = base.num_groups + 1
+        self.probe_evaluations = problem.num_groups + 1
         largest = float(self.sensitivity.max())
         self._relative = self.sensitivity / largest if largest > 0 else np.zeros_like(self.sensitivity)
         low, high = env.observation_space.low, env.observation_space.high
@@ -253,11 +266,11 @@ class SensitivityFeatures(gym.ObservationWrapper):
         return np.concatenate([np.asarray(observation, dtype=np.float32), np.clip(extra, 0.0, 1.0)])
 
 
-def uniform_ratio_within_budget(env, steps: int = 20) -> float:
-    """The largest keep-ratio that, applied to every group of a PruneEnv, meets its first budget
-    by the analytic estimate (1 when nothing needs pruning)."""
+def uniform_ratio_within_budget(problem, steps: int = 20) -> float:
+    """The largest keep-ratio that, applied to every group of a :class:`~prune_env.PruneProblem`,
+    meets its first budget by the analytic estimate (1 when nothing needs pruning)."""
 
     def fits(ratio: float) -> bool:
-        return env.estimated_budget(env.keep_from_ratios([ratio] * env.num_groups)) <= env.budget_limits[0]
+        return problem.fits_estimate(problem.keep_from_ratios([ratio] * problem.num_groups))
 
     return max(largest_fitting_ratio(fits, steps), 1e-6)

@@ -100,6 +100,12 @@ def mlp_env():
     return gym.make("PruneEnv-v0", task="fashion-mnist-mlp", eval_samples=200).unwrapped
 
 
+@pytest.fixture
+def mlp_problem(mlp_env):
+    """The pruning instance behind ``mlp_env`` (scores masks without the MDP)."""
+    return mlp_env.problem
+
+
 def random_trace(env, seed: int, episodes: int = 1) -> list:
     """Every observation, reward and cost of ``episodes`` episodes of seeded random actions (the
     env reset with seed, seed + 1, ...): two runs to compare for determinism."""

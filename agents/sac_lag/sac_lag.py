@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from agents.common.lagrange import Lagrange, make_lagrange
 from agents.common.limits import env_budget_limit
-from prune_env.costs import read_costs
+from prune_env.cost_convention import read_costs
 
 
 class CostReplayBufferSamples(NamedTuple):

@@ -1,8 +1,8 @@
-"""Classic, non-RL pruning baselines that meet the same budget through the same environment.
+"""Classic, non-RL pruning baselines that meet the same budget through the same problem.
 
 Every baseline returns a :class:`~prune_env.app.selection.Selection`, as the agents' search
-does: the chosen :class:`~prune_env.ScoredMask` (from ``env.evaluate_masks``, so budgets and
-accuracy are measured under the env's scoring protocol, exactly as for agents) and the accuracy
+does: the chosen :class:`~prune_env.ScoredMask` (from ``PruneProblem.score``, so budgets and
+accuracy are measured under the problem's scoring protocol, exactly as for agents) and the accuracy
 evaluations it spent.
 
 One-shot criteria, each the largest network within the budget by bisection:
@@ -36,7 +36,7 @@ import numpy as np
 from prune_env.app.importance import bn_scale_importance, taylor_importance
 from prune_env.app.sampling import MIN_RATIO, sample_ratios, scale_to_budget
 from prune_env.app.selection import Selection, best_feasible
-from prune_env.env import PruneEnv
+from prune_env.problem import PruneProblem
 from prune_env.scored import ScoredMask
 
 BISECTION_STEPS = 12
@@ -47,14 +47,14 @@ def _by_group_mean(scores: list[np.ndarray | None]) -> list[np.ndarray | None]:
     return [None if s is None else s / max(float(s.mean()), 1e-30) for s in scores]
 
 
-def _global_keep(env: PruneEnv, scores: list[np.ndarray | None], share: float) -> list[np.ndarray]:
+def _global_keep(problem: PruneProblem, scores: list[np.ndarray | None], share: float) -> list[np.ndarray]:
     """Keep the top ``share`` of all scored units under one threshold (at least one unit per
     group); a group without scores keeps ``share`` of its units by L1."""
     everything = np.concatenate([s for s in scores if s is not None])
     threshold = np.sort(everything)[::-1][max(int(round(share * everything.size)), 1) - 1]
-    by_l1 = env.keep_from_ratios([share] * env.num_groups)
+    by_l1 = problem.keep_from_ratios([share] * problem.num_groups)
     keep = []
-    for group, group_scores in zip(env.groups, scores):
+    for group, group_scores in zip(problem.groups, scores):
         if group_scores is None:
             keep.append(by_l1[group.index])
             continue
@@ -65,12 +65,12 @@ def _global_keep(env: PruneEnv, scores: list[np.ndarray | None], share: float) -
     return keep
 
 
-def _bisect(env: PruneEnv, make_keep: Callable[[float], list[np.ndarray]], name: str) -> Selection:
+def _bisect(problem: PruneProblem, make_keep: Callable[[float], list[np.ndarray]], name: str) -> Selection:
     """Largest x in (0, 1] whose ``make_keep(x)`` meets every budget; costs are monotone in x."""
     tried: list[ScoredMask] = []
 
     def score(x: float) -> ScoredMask:
-        tried.append(env.evaluate_masks(make_keep(x), source=name))
+        tried.append(problem.score(make_keep(x), source=name))
         return tried[-1]
 
     best = score(1.0)
@@ -93,27 +93,29 @@ def _selection(chosen: ScoredMask, tried: list[ScoredMask]) -> Selection:
     return Selection(chosen, len(tried), len(tried), sum(r.satisfied for r in tried))
 
 
-def uniform_l1(env: PruneEnv) -> Selection:
+def uniform_l1(problem: PruneProblem) -> Selection:
     """One keep ratio for every group, the largest that meets the budget."""
-    return _bisect(env, lambda ratio: env.keep_from_ratios([ratio] * env.num_groups), "uniform-l1")
+    return _bisect(
+        problem, lambda ratio: problem.keep_from_ratios([ratio] * problem.num_groups), "uniform-l1"
+    )
 
 
-def global_l1(env: PruneEnv) -> Selection:
+def global_l1(problem: PruneProblem) -> Selection:
     """Globally ranked (group-normalized) L1 magnitude, the largest kept share within budget."""
-    scores = _by_group_mean(env.importance)
-    return _bisect(env, lambda share: _global_keep(env, scores, share), "global-l1")
+    scores = _by_group_mean(problem.importance)
+    return _bisect(problem, lambda share: _global_keep(problem, scores, share), "global-l1")
 
 
-def taylor(env: PruneEnv, *, seed: int = 0) -> Selection:
+def taylor(problem: PruneProblem, *, seed: int = 0) -> Selection:
     """Globally ranked group Taylor scores, the largest kept share within budget."""
-    scores = _by_group_mean(taylor_importance(env, seed=seed))
-    return _bisect(env, lambda share: _global_keep(env, scores, share), "taylor")
+    scores = _by_group_mean(taylor_importance(problem, seed=seed))
+    return _bisect(problem, lambda share: _global_keep(problem, scores, share), "taylor")
 
 
-def bn_scale(env: PruneEnv) -> Selection:
+def bn_scale(problem: PruneProblem) -> Selection:
     """Globally ranked BatchNorm |gamma|, the largest kept share within budget."""
-    scores = _by_group_mean(bn_scale_importance(env))
-    return _bisect(env, lambda share: _global_keep(env, scores, share), "bn-scale")
+    scores = _by_group_mean(bn_scale_importance(problem))
+    return _bisect(problem, lambda share: _global_keep(problem, scores, share), "bn-scale")
 
 
 def _check_evaluations(evaluations: int) -> None:
@@ -121,15 +123,13 @@ def _check_evaluations(evaluations: int) -> None:
         raise ValueError(f"evaluations must be >= 1, got {evaluations}")
 
 
-def _score_ratios(env: PruneEnv, ratios: np.ndarray, name: str) -> ScoredMask:
-    return env.evaluate_masks(env.keep_from_ratios(ratios), source=name)
-
-
-def random_search(env: PruneEnv, *, evaluations: int, seed: int = 0) -> Selection:
+def random_search(problem: PruneProblem, *, evaluations: int, seed: int = 0) -> Selection:
     """The most accurate feasible of ``evaluations`` random candidates, else the cheapest one."""
     _check_evaluations(evaluations)
     rng = np.random.default_rng(seed)
-    tried = [_score_ratios(env, sample_ratios(env, rng), "random-search") for _ in range(evaluations)]
+    tried = [
+        problem.score_ratios(sample_ratios(problem, rng), source="random-search") for _ in range(evaluations)
+    ]
     return _selection(best_feasible(tried) or min(tried, key=lambda r: r.cost), tried)
 
 
@@ -139,7 +139,7 @@ def _fitness(record: ScoredMask) -> float:
 
 
 def evolution(
-    env: PruneEnv,
+    problem: PruneProblem,
     *,
     evaluations: int,
     seed: int = 0,
@@ -157,15 +157,15 @@ def evolution(
     tried: list[ScoredMask] = []
     for step in range(evaluations):
         if step < population:
-            ratios = sample_ratios(env, rng)
+            ratios = sample_ratios(problem, rng)
         else:
             contenders = rng.choice(len(members), size=min(sample, len(members)), replace=False)
             parent = max((members[i] for i in contenders), key=lambda m: _fitness(m[1]))[0]
             ratios = parent.copy()
-            group = rng.integers(env.num_groups)
+            group = rng.integers(problem.num_groups)
             ratios[group] = np.clip(ratios[group] * np.exp(sigma * rng.normal()), MIN_RATIO, 1.0)
-            ratios = scale_to_budget(env, ratios)
-        record = _score_ratios(env, ratios, "evolution")
+            ratios = scale_to_budget(problem, ratios)
+        record = problem.score_ratios(ratios, source="evolution")
         tried.append(record)
         members.append((ratios, record))
         if len(members) > population:
@@ -174,17 +174,21 @@ def evolution(
 
 
 BASELINES: dict[str, Callable[..., Selection]] = {
-    "uniform-l1": lambda env, evaluations, seed: uniform_l1(env),
-    "global-l1": lambda env, evaluations, seed: global_l1(env),
-    "taylor": lambda env, evaluations, seed: taylor(env, seed=seed),
-    "bn-scale": lambda env, evaluations, seed: bn_scale(env),
-    "random-search": lambda env, evaluations, seed: random_search(env, evaluations=evaluations, seed=seed),
-    "evolution": lambda env, evaluations, seed: evolution(env, evaluations=evaluations, seed=seed),
+    "uniform-l1": lambda problem, evaluations, seed: uniform_l1(problem),
+    "global-l1": lambda problem, evaluations, seed: global_l1(problem),
+    "taylor": lambda problem, evaluations, seed: taylor(problem, seed=seed),
+    "bn-scale": lambda problem, evaluations, seed: bn_scale(problem),
+    "random-search": lambda problem, evaluations, seed: random_search(
+        problem, evaluations=evaluations, seed=seed
+    ),
+    "evolution": lambda problem, evaluations, seed: evolution(problem, evaluations=evaluations, seed=seed),
 }
 
 
-def run_baseline_search(env: PruneEnv, method: str, *, evaluations: int = 0, seed: int = 0) -> Selection:
-    """The named baseline on ``env`` (``evaluations``: what the searches of :data:`MATCHED` spend)."""
+def run_baseline_search(
+    problem: PruneProblem, method: str, *, evaluations: int = 0, seed: int = 0
+) -> Selection:
+    """The named baseline on ``problem`` (``evaluations``: what the searches of :data:`MATCHED` spend)."""
     if method not in BASELINES:
         raise ValueError(f"unknown baseline {method!r}; known: {', '.join(BASELINES)}")
-    return BASELINES[method](env, evaluations, seed)
+    return BASELINES[method](problem, evaluations, seed)

@@ -1,7 +1,7 @@
 """Stage 4b of the pipeline: the network as it is deployed.
 
 The pruned network is exported to ONNX once; those same bytes are checked against PyTorch on
-the test images (largest logit difference within ``prune_env.onnx_runtime.PARITY_TOLERANCE``,
+the test images (largest logit difference within ``prune_env.deploy.onnx_runtime.PARITY_TOLERANCE``,
 predicted classes agreeing), timed in ONNX Runtime on the CPU next to the dense network's graph,
 and written as ``pruned_model.onnx``. Without the ``onnx`` extra the run still finishes and says
 what was skipped.
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from prune_env.deploy.onnx_runtime import onnx_bytes, ort_latency, ort_session, parity
 from prune_env.errors import MissingDependencyError
-from prune_env.onnx_runtime import onnx_bytes, ort_latency, ort_session, parity
 
 LATENCY_REPEATS = 30
 

@@ -1,4 +1,5 @@
-"""The environments a run searches on: one seeded PruneEnv, or N copies in subprocesses.
+"""The problem and environments a run searches on: one seeded PruneProblem (for searches and
+baselines), one seeded PruneEnv over it (for an agent), or N env copies in subprocesses.
 
 With ``n_envs > 1`` each copy lives in its own process (SB3's ``SubprocVecEnv``), wrapped there
 for the agent (:func:`agents.registry.wrap_for_agent`) and for SB3's episode statistics
@@ -18,16 +19,22 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 from agents.registry import wrap_for_agent
 from prune_env.app.config import PruneConfig
 from prune_env.env import PruneEnv
+from prune_env.problem import PruneProblem
+
+
+def make_problem(cfg: PruneConfig) -> PruneProblem:
+    """The seeded pruning instance of ``cfg`` (its fine-tune seeds drawn from ``cfg.seed``)."""
+    torch.manual_seed(cfg.seed)
+    return PruneProblem(
+        cfg.task, budget=cfg.budget, budget_limit=cfg.limit, eval_samples=cfg.eval_samples,
+        bn_recalibration=cfg.bn_recalibration, data_dir=cfg.data_dir, val_size=cfg.val_size,
+        device=cfg.device, seed=cfg.seed,
+    )  # fmt: skip
 
 
 def make_env(cfg: PruneConfig, action_mode: str) -> PruneEnv:
-    """The seeded environment every search of ``cfg`` runs on."""
-    torch.manual_seed(cfg.seed)
-    env = PruneEnv(
-        cfg.task, budget=cfg.budget, budget_limit=cfg.limit, action_mode=action_mode,
-        eval_samples=cfg.eval_samples, bn_recalibration=cfg.bn_recalibration, data_dir=cfg.data_dir,
-        val_size=cfg.val_size, device=cfg.device,
-    )  # fmt: skip
+    """The seeded environment an agent of ``cfg`` trains on, over :func:`make_problem`."""
+    env = PruneEnv(problem=make_problem(cfg), action_mode=action_mode)
     env.reset(seed=cfg.seed)
     env.action_space.seed(cfg.seed)
     return env

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prune_env.env import PruneEnv
 from prune_env.errors import NotApplicableError
-from prune_env.groups import is_grouped_conv, layer_weight
+from prune_env.problem import PruneProblem
+from prune_env.surgery.layers import is_grouped_conv, layer_weight
 
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -33,20 +33,20 @@ def _per_position(values: torch.Tensor, dim: int) -> np.ndarray:
 
 
 def taylor_importance(
-    env: PruneEnv, *, batches: int = 8, batch_size: int = 64, seed: int = 0
+    problem: PruneProblem, *, batches: int = 8, batch_size: int = 64, seed: int = 0
 ) -> list[np.ndarray]:
     """Group Taylor scores ``(sum over the unit's parameters of w * dL/dw)^2``, averaged over
     ``batches`` training batches (the dense network in eval mode: BatchNorm uses its statistics)."""
-    model = copy.deepcopy(env.model).eval()
+    model = copy.deepcopy(problem.model).eval()
     modules = dict(model.named_modules())
     bare = dict(model.named_parameters())
     rng = np.random.default_rng(seed)
-    scores = [np.zeros(g.width) for g in env.groups]
+    scores = [np.zeros(g.width) for g in problem.groups]
     for _ in range(batches):
-        inputs, labels = env.training_batch(rng, batch_size)
+        inputs, labels = problem.training_batch(rng, batch_size)
         model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(inputs.to(env.device)), labels.to(env.device)).backward()
-        for group in env.groups:
+        F.cross_entropy(model(inputs.to(problem.device)), labels.to(problem.device)).backward()
+        for group in problem.groups:
             contribution = np.zeros(group.width)
             for s in group.slices:
                 if s.bare:
@@ -66,15 +66,15 @@ def taylor_importance(
     return [s / batches for s in scores]
 
 
-def bn_scale_importance(env: PruneEnv) -> list[np.ndarray | None]:
+def bn_scale_importance(problem: PruneProblem) -> list[np.ndarray | None]:
     """|gamma| summed over the BatchNorm layers of each group; ``None`` where a group has none.
 
     Raises:
         NotApplicableError: the network has no BatchNorm layer at all.
     """
-    modules = dict(env.model.named_modules())
+    modules = dict(problem.model.named_modules())
     scores: list[np.ndarray | None] = []
-    for group in env.groups:
+    for group in problem.groups:
         total = None
         for s in group.slices:
             module = modules.get(s.module)
@@ -83,5 +83,7 @@ def bn_scale_importance(env: PruneEnv) -> list[np.ndarray | None]:
                 np.add.at(total, s.units, module.weight.detach().abs().double().cpu().numpy()[s.positions])
         scores.append(total)
     if all(s is None for s in scores):
-        raise NotApplicableError(f"bn-scale ranks BatchNorm scales, and {env.task} has no BatchNorm layer")
+        raise NotApplicableError(
+            f"bn-scale ranks BatchNorm scales, and {problem.task} has no BatchNorm layer"
+        )
     return scores

@@ -25,15 +25,15 @@ from agents.registry import get_agent_spec
 from prune_env.app.baselines import run_baseline_search
 from prune_env.app.config import PruneConfig
 from prune_env.app.deployment import check_deployment
-from prune_env.app.envs import make_env
+from prune_env.app.envs import make_env, make_problem
 from prune_env.app.outputs import write_run
 from prune_env.app.report import plot_training
 from prune_env.app.search import TrainingLog, default_action_mode, search_with_agent
 from prune_env.app.selection import Selection
 from prune_env.budgets import count_macs, count_params, measure_latency
-from prune_env.env import PruneEnv
+from prune_env.deploy.reload import load_pruned
 from prune_env.errors import NoFeasibleMaskError, PruneEnvError
-from prune_env.reload import load_pruned
+from prune_env.problem import PruneProblem
 from prune_env.zoo.data import DEFAULT_VAL_SIZE, Dataset
 from prune_env.zoo.sources import check_task, task_dataset
 from prune_env.zoo.training import (
@@ -77,7 +77,7 @@ def run_prune(cfg: PruneConfig) -> dict:
 
     selection, log = search_with_agent(env, cfg, on_rollout=live_plot)
     plot_training(log, out / "training_curves.png", cfg.budget, cfg.limit)
-    return finish(env, cfg, selection, start, training=log)
+    return finish(env.problem, cfg, selection, start, training=log)
 
 
 def run_baseline(cfg: PruneConfig, method: str, evaluations: int = 0) -> dict:
@@ -91,21 +91,21 @@ def run_baseline(cfg: PruneConfig, method: str, evaluations: int = 0) -> dict:
     out = Path(cfg.out)
     _check_output_dir(out)
     start = time.time()
-    env = make_env(cfg, "mask")
-    env.finetune_steps = cfg.episode_finetune[-1]  # the protocol RL candidates are compared under
-    selection = run_baseline_search(env, method, evaluations=evaluations, seed=cfg.seed)
+    problem = make_problem(cfg)
+    problem.finetune_steps = cfg.episode_finetune[-1]  # the protocol RL candidates are compared under
+    selection = run_baseline_search(problem, method, evaluations=evaluations, seed=cfg.seed)
     if not selection.chosen.satisfied:
         raise NoFeasibleMaskError(f"{method} found no mask within {cfg.budget} <= {cfg.limit:g}")
-    return finish(env, cfg, selection, start)
+    return finish(problem, cfg, selection, start)
 
 
 # --- stages 2-5 -----------------------------------------------------------------------------
 
 
-def export_network(env: PruneEnv, selection: Selection) -> nn.Module:
+def export_network(problem: PruneProblem, selection: Selection) -> nn.Module:
     """Stage 2: the chosen masks pruned physically from the dense weights (and proven equal to
     the masked network, as every export is)."""
-    return env.export(selection.chosen.masks)
+    return problem.export(selection.chosen.masks)
 
 
 def finetune_network(
@@ -157,18 +157,24 @@ def measure_network(model: nn.Module, data: Dataset, example: torch.Tensor, late
 
 
 def finish(
-    env: PruneEnv, cfg: PruneConfig, selection: Selection, start: float, training: TrainingLog | None = None
+    problem: PruneProblem,
+    cfg: PruneConfig,
+    selection: Selection,
+    start: float,
+    training: TrainingLog | None = None,
 ) -> dict:
     """Stages 2-5 for the chosen mask; returns the metrics (also written to ``metrics.json``),
     with an agent's per-rollout training curves when given."""
     chosen = selection.chosen
     data = task_dataset(cfg.task, cfg.data_dir, cfg.val_size)
-    pruned = export_network(env, selection)
+    pruned = export_network(problem, selection)
     before = split_accuracies(pruned, data)
-    tuned = finetune_network(pruned, data, cfg, teacher=env.model)
-    dense = measure_network(env.model, data, env.example_inputs, cfg.latency_batch)  # dense first, as before
-    after = measure_network(pruned, data, env.example_inputs, cfg.latency_batch)
-    deployment = check_deployment(env.model, pruned, data.test.tensors()[0], cfg.latency_batch)
+    tuned = finetune_network(pruned, data, cfg, teacher=problem.model)
+    dense = measure_network(
+        problem.model, data, problem.example_inputs, cfg.latency_batch
+    )  # dense first, as before
+    after = measure_network(pruned, data, problem.example_inputs, cfg.latency_batch)
+    deployment = check_deployment(problem.model, pruned, data.test.tensors()[0], cfg.latency_batch)
     metrics = {
         "task": cfg.task,
         "agent": cfg.agent,
@@ -179,13 +185,13 @@ def finish(
         "selected": chosen.to_dict(),
         "finetune_epochs": cfg.finetune_epochs,
         "best_finetune_epoch": tuned.best_epoch,
-        "device": str(env.device),
+        "device": str(problem.device),
         "latency_batch": cfg.latency_batch,
-        "checkpoint_sha256": env.checkpoint.get("sha256"),
+        "checkpoint_sha256": problem.checkpoint.get("sha256"),
         "out": str(cfg.out),
-        "groups": env.group_names,
-        "dense_widths": [g.width for g in env.groups],
-        "pruned_widths": [chosen.widths[g.name] for g in env.groups],
+        "groups": problem.group_names,
+        "dense_widths": [g.width for g in problem.groups],
+        "pruned_widths": [chosen.widths[g.name] for g in problem.groups],
         "budget": {
             "name": cfg.budget,
             "limit": cfg.limit,

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from prune_env.env import PruneEnv, largest_fitting_ratio
+from prune_env.bisection import largest_fitting_ratio
+from prune_env.problem import PruneProblem
 
 MIN_RATIO = 0.02  # smallest sampled keep-ratio (a group keeps at least one unit anyway)
 
 
-def fits(env: PruneEnv, ratios: np.ndarray) -> bool:
+def fits(problem: PruneProblem, ratios: np.ndarray) -> bool:
     """Whether the estimated first budget of these ratios is within its limit."""
-    return env.estimated_budget(env.keep_from_ratios(ratios)) <= env.budget_limits[0]
+    return problem.fits_estimate(problem.keep_from_ratios(ratios))
 
 
-def scale_to_budget(env: PruneEnv, ratios: np.ndarray, steps: int = 30) -> np.ndarray:
+def scale_to_budget(problem: PruneProblem, ratios: np.ndarray, steps: int = 30) -> np.ndarray:
     """``min(1, s * ratios)`` with the largest common factor ``s`` that fits, by bisection
     (costs only grow with ``s``). All ones when the dense network fits."""
     ratios = np.clip(np.asarray(ratios, dtype=np.float64), 1e-6, 1.0)
@@ -33,10 +34,10 @@ def scale_to_budget(env: PruneEnv, ratios: np.ndarray, steps: int = 30) -> np.nd
         return np.minimum(1.0, s * ratios)
 
     # upper: every ratio capped at 1, the dense network
-    s = largest_fitting_ratio(lambda s: fits(env, scaled(s)), steps=steps, upper=1.0 / ratios.min())
+    s = largest_fitting_ratio(lambda s: fits(problem, scaled(s)), steps=steps, upper=1.0 / ratios.min())
     return scaled(s)
 
 
-def sample_ratios(env: PruneEnv, rng: np.random.Generator) -> np.ndarray:
+def sample_ratios(problem: PruneProblem, rng: np.random.Generator) -> np.ndarray:
     """One keep-ratio per group, uniform in [MIN_RATIO, 1], scaled to fit the budget."""
-    return scale_to_budget(env, rng.uniform(MIN_RATIO, 1.0, env.num_groups))
+    return scale_to_budget(problem, rng.uniform(MIN_RATIO, 1.0, problem.num_groups))

@@ -222,7 +222,7 @@ def search_with_agent(
     finally:
         if parallel is not None:
             parallel.close()
-    candidates = [e for e in recorder.episodes if e.protocol == env.protocol]
+    candidates = [e for e in recorder.episodes if e.protocol == env.problem.protocol]
     # With several environments (in other processes), the policy's own episodes are played here,
     # on this process's copy behind the same wrappers.
     local = wrap_for_agent(cfg.agent, env) if parallel is not None else None

@@ -77,7 +77,7 @@ def test_masks_json_replays_to_the_same_network(run_dir):
     masks = json.loads((run_dir / "masks.json").read_text())
     assert masks["checkpoint_sha256"] == prune_env.load_checkpoint("fashion-mnist-mlp")[1]["sha256"]
     env = prune_env.PruneEnv(masks["task"], eval_samples=10)
-    replayed = env.export(masks["masks"])
+    replayed = env.problem.export(masks["masks"])
     saved = torch.load(run_dir / "pruned_model.pt", weights_only=False)
     assert [tuple(p.shape) for p in replayed.parameters()] == [tuple(p.shape) for p in saved.parameters()]
     assert masks["widths"] == {"fc1": replayed.fc1.out_features, "fc2": replayed.fc2.out_features}

@@ -13,31 +13,31 @@ from prune_env.app.importance import bn_scale_importance, taylor_importance
 
 @pytest.fixture(scope="module")
 def cnn():
-    return prune_env.PruneEnv("fashion-mnist-cnn", budget="params", budget_limit=0.25, eval_samples=300)
+    return prune_env.PruneProblem("fashion-mnist-cnn", budget="params", budget_limit=0.25, eval_samples=300)
 
 
-def test_taylor_equals_a_hand_computed_group_taylor(mlp_env):
-    scores = taylor_importance(mlp_env, batches=1, batch_size=32, seed=5)
-    model = mlp_env.model
-    x, y = mlp_env.training_batch(np.random.default_rng(5), 32)
+def test_taylor_equals_a_hand_computed_group_taylor(mlp_problem):
+    scores = taylor_importance(mlp_problem, batches=1, batch_size=32, seed=5)
+    model = mlp_problem.model
+    x, y = mlp_problem.training_batch(np.random.default_rng(5), 32)
     model.zero_grad()
     F.cross_entropy(model(x), y).backward()
     # fc2's unit u owns row u of fc2.weight, fc2.bias[u] and column u of classifier.weight
     wg = lambda p: (p * p.grad).detach()  # noqa: E731
     by_unit = wg(model.fc2.weight).sum(1) + wg(model.fc2.bias) + wg(model.classifier.weight).sum(0)
     model.zero_grad()
-    fc2 = [g.index for g in mlp_env.groups if g.name == "fc2"][0]
+    fc2 = [g.index for g in mlp_problem.groups if g.name == "fc2"][0]
     np.testing.assert_allclose(scores[fc2], (by_unit**2).double().numpy(), rtol=1e-5, atol=1e-12)
 
 
-def test_bn_scale_reads_the_groups_batchnorm(cnn, mlp_env):
+def test_bn_scale_reads_the_groups_batchnorm(cnn, mlp_problem):
     scores = bn_scale_importance(cnn)
     first = [g.index for g in cnn.groups if g.name == "features.0"][0]
     np.testing.assert_allclose(scores[first], cnn.model.features[1].weight.detach().abs().double().numpy())
     fc = [g.index for g in cnn.groups if g.name == "fc"][0]
     assert scores[fc] is None  # a Linear group without BatchNorm
     with pytest.raises(prune_env.NotApplicableError, match="has no BatchNorm layer"):
-        bn_scale_importance(mlp_env)
+        bn_scale_importance(mlp_problem)
 
 
 @pytest.mark.parametrize("method", [taylor, bn_scale])
@@ -65,12 +65,14 @@ def test_taylor_on_a_grouped_convolution_sums_each_convolution_group_once():
     model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, groups=4),
                           nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16, 3)).eval()  # fmt: skip
     x, y = torch.randn(16, 3, 4, 4), torch.randint(0, 3, (16,))
-    env = prune_env.PruneEnv(model=model, eval_data=(x, y), train_data=(x, y), eval_samples=16)
-    (tied,) = [g for g in env.groups if g.tied]
+    problem = prune_env.PruneProblem(model=model, eval_data=(x, y), train_data=(x, y), eval_samples=16)
+    (tied,) = [g for g in problem.groups if g.tied]
     (scores,) = [
-        s for s, g in zip(taylor_importance(env, batches=1, batch_size=16, seed=1), env.groups) if g.tied
+        s
+        for s, g in zip(taylor_importance(problem, batches=1, batch_size=16, seed=1), problem.groups)
+        if g.tied
     ]
-    inputs, labels = env.training_batch(np.random.default_rng(1), 16)
+    inputs, labels = problem.training_batch(np.random.default_rng(1), 16)
     model.zero_grad()
     F.cross_entropy(model(inputs), labels).backward()
     wg = lambda p: (p * p.grad).detach()  # noqa: E731

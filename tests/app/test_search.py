@@ -44,7 +44,7 @@ def test_candidates_share_the_last_protocol_and_the_choice_is_the_best(searched)
     # the schedule [0, 2] over 256 steps: the second rollout (and the harvest) fine-tune 2 steps
     _, env, selection, _ = searched
     chosen = selection.chosen
-    assert chosen.protocol == env.protocol == ScoringProtocol(eval_samples=200, finetune_steps=2)
+    assert chosen.protocol == env.problem.protocol == ScoringProtocol(eval_samples=200, finetune_steps=2)
     assert chosen.satisfied and chosen.cost <= 0.6
     assert chosen.source in ("train", "deterministic", "sampled")
     assert 1 <= selection.feasible_candidates <= selection.candidates <= selection.evaluations

@@ -10,10 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 APPENDER = """
-import sys
 from pathlib import Path
-sys.path.insert(0, {benchmarks!r})
-from results_io import append_atomically
+from benchmarks.results_io import append_atomically
 for i in range({count}):
     append_atomically(Path({path!r}), {{"writer": {writer}, "i": i}})
 """
@@ -26,7 +24,7 @@ def test_processes_appending_to_one_file_lose_no_entry(tmp_path):
             [
                 sys.executable,
                 "-c",
-                APPENDER.format(benchmarks=str(ROOT / "benchmarks"), path=str(path), writer=w, count=count),
+                APPENDER.format(path=str(path), writer=w, count=count),
             ]
         )
         for w in range(writers)

@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks.reward_fidelity import PROTOCOLS, ranks, spearman
 
-from reward_fidelity import PROTOCOLS, ranks, spearman  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ranks_share_ties_and_spearman_matches_the_textbook_formula():

@@ -4,17 +4,14 @@ is the search's own selected accuracy (rerun independently), and the study resum
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+from benchmarks import tune_ppo_lag
 from prune_env.app.config import PruneConfig
 from prune_env.app.envs import make_env
 from prune_env.app.search import search_with_agent
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import tune_ppo_lag  # noqa: E402
 
 
 def test_study_starts_from_the_defaults_scores_like_a_search_and_resumes(tmp_path):

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 from torch_pruning.dependency import index_mapping
 
-from prune_env import AnalysisTooCostlyError, UnsupportedModelError, analysis_bounds
-from prune_env.groups import analyze
+from prune_env import AnalysisTooCostlyError, UnsupportedModelError
+from prune_env.surgery import analysis_bounds
+from prune_env.surgery.dependency_groups import analyze
 
 
 class FlattenNet(nn.Module):

@@ -15,7 +15,7 @@ from prune_env.env import DESCRIPTOR_NAMES
 @pytest.mark.parametrize("action_mode", ["mask", "ratio"])
 def test_env_checkers_pass_on_default_task(action_mode):
     env = gym.make("PruneEnv-v0", action_mode=action_mode, eval_samples=100)
-    assert env.unwrapped.task == "fashion-mnist-cnn"
+    assert env.unwrapped.problem.task == "fashion-mnist-cnn"
     gym_check_env(env.unwrapped, skip_render_check=True)
     sb3_check_env(env.unwrapped, warn=False)
 
@@ -27,7 +27,7 @@ def test_make_without_import_uses_module_prefix():
 
 def test_spaces_and_episode_length(mlp_env):
     env = mlp_env
-    assert env.group_names == ["fc1", "fc2"]  # classifier outputs are never a step
+    assert env.problem.group_names == ["fc1", "fc2"]  # classifier outputs are never a step
     assert env.max_units == 300
     assert env.action_space == gym.spaces.MultiBinary(300)
     assert env.observation_space.shape == (len(DESCRIPTOR_NAMES) + 300,)
@@ -59,13 +59,13 @@ def test_observation_descriptor_describes_current_group(mlp_env):
     assert d["budget_used"] == pytest.approx(1.0) and d["budget_limit"] == pytest.approx(0.1)
     assert d["budget_remaining"] == pytest.approx(-0.9)
     # importance: L1 norm of each fc1 row, scaled by the largest
-    rows = env.model.fc1.weight.detach().abs().sum(1).numpy()
+    rows = env.problem.model.fc1.weight.detach().abs().sum(1).numpy()
     np.testing.assert_allclose(obs[len(DESCRIPTOR_NAMES) :], rows / rows.max(), rtol=1e-5)
     keep = np.zeros(300, dtype=np.int8)
     keep[:30] = 1
     obs, *_ = env.step(keep)
     d = dict(zip(DESCRIPTOR_NAMES, obs[: len(DESCRIPTOR_NAMES)]))
-    dense = sum(p.numel() for p in env.model.parameters())
+    dense = sum(p.numel() for p in env.problem.model.parameters())
     expected = (784 * 30 + 30 + 30 * 100 + 100 + 100 * 10 + 10) / dense  # fc2 still dense
     assert d["budget_used"] == pytest.approx(expected, rel=1e-5)
     assert d["progress"] == pytest.approx(0.5)

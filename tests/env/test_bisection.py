@@ -3,7 +3,7 @@ wrapper's budget and the search's common scale factor."""
 
 import pytest
 
-from prune_env.env import largest_fitting_ratio
+from prune_env.bisection import largest_fitting_ratio
 
 
 @pytest.mark.parametrize("edge", [0.0371, 0.5, 0.999])

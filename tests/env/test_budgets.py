@@ -90,7 +90,7 @@ def test_budget_values_are_cached_by_width():
     env.step(a)
     _, _, _, _, second = env.step(b)
     assert second["masks"] != first["masks"] and second["costs"] == first["costs"]
-    assert len(calls) == 1 and env.budget_cache.hits == 1
+    assert len(calls) == 1 and env.problem.budget_cache.hits == 1
 
 
 def test_multiple_budgets_constraint_needs_all():
@@ -112,7 +112,7 @@ def test_latency_budget_is_a_positive_ratio():
     )
     _, info = _episode(env, [300, 100])
     assert 0.2 < info["cost"] < 5.0  # the dense network against itself: noise only
-    assert measure_latency(env.model, env.example_inputs, repeats=2) > 0
+    assert measure_latency(env.problem.model, env.problem.example_inputs, repeats=2) > 0
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,13 @@ import torch
 from conftest import ConcatFlattenNet
 
 import prune_env
-from prune_env import UnsupportedModelError, masking
+from prune_env import UnsupportedModelError
+from prune_env.surgery import masking
 
 
 def test_residual_user_model_groups_and_exact_export(residual_model, residual_data):
     env = prune_env.PruneEnv(model=residual_model, eval_data=residual_data, budget="params", budget_limit=0.5)
-    assert env.task == "custom"
+    assert env.problem.task == "custom"
     by_name = {g.name: g for g in env.groups}
     # the stem and conv2 write the same residual stream: one coupled group
     stream = next(g for g in env.groups if "conv2" in g.layers)
@@ -27,7 +28,7 @@ def test_residual_user_model_groups_and_exact_export(residual_model, residual_da
             action[: g.width] = rng.random(g.width) < 0.5
             _, reward, done, _, info = env.step(action)
         pruned = env.export()
-        masked = env._masked
+        masked = env.problem._masked
         x = residual_data[0][:16]
         with torch.no_grad():
             assert torch.allclose(pruned(x), masked(x), atol=1e-5)
@@ -49,14 +50,14 @@ def test_residual_user_model_groups_and_exact_export(residual_model, residual_da
 def test_export_with_explicit_masks(residual_model, residual_data):
     env = prune_env.PruneEnv(model=residual_model, eval_data=residual_data)
     masks = {g.name: [0, 2] for g in env.groups}
-    pruned = env.export(masks)
+    pruned = env.problem.export(masks)
     assert pruned.conv1.out_channels == 2 and pruned.stem.out_channels == 2
     with pytest.raises(ValueError, match="unknown group"):
-        env.export({"nope": [0]})
+        env.problem.export({"nope": [0]})
     with pytest.raises(ValueError, match=r"must be in \[0"):
-        env.export({env.groups[0].name: [99]})
+        env.problem.export({env.groups[0].name: [99]})
     with pytest.raises(ValueError, match="at least one unit"):
-        env.export({env.groups[0].name: []})
+        env.problem.export({env.groups[0].name: []})
 
 
 def test_concat_flatten_linear_is_rejected_naming_the_layers():
@@ -70,7 +71,7 @@ def test_concat_flatten_linear_is_rejected_naming_the_layers():
 def test_dataloader_eval_data_and_finetune_needs_train_data(residual_model, residual_data):
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*residual_data), batch_size=10)
     env = prune_env.PruneEnv(model=residual_model, eval_data=loader, eval_samples=25)
-    assert env.eval_labels.shape == (25,)
+    assert env.problem.eval_labels.shape == (25,)
     with pytest.raises(ValueError, match="train_data"):
         env.finetune_steps = 5
     env = prune_env.PruneEnv(model=residual_model, eval_data=loader, train_data=loader, finetune_steps=2)
@@ -111,7 +112,7 @@ def test_a_group_that_cannot_be_pruned_exactly_stays_whole_with_its_reason():
         env = prune_env.PruneEnv(
             model=NormedMLP().eval(), eval_data=(x, y), eval_samples=16, budget_limit=1.0
         )
-    assert env.group_names == ["fc2"]
+    assert env.problem.group_names == ["fc2"]
     assert (
         "'norm' (LayerNorm over (8,), no affine weight) normalizes the channels of the group of 'fc1'"
         in env.skipped_groups["fc1"]
@@ -123,7 +124,7 @@ def test_a_group_that_cannot_be_pruned_exactly_stays_whole_with_its_reason():
     pruned = env.export()
     assert pruned.fc1.out_features == 8 and pruned.norm.normalized_shape == (8,)  # left whole
     assert pruned.fc2.out_features == 5 and pruned.out.in_features == 5 and info["widths"] == {"fc2": 5}
-    dense = sum(p.numel() for p in env.model.parameters())
+    dense = sum(p.numel() for p in env.problem.model.parameters())
     assert info["params_ratio"] == pytest.approx(
         (dense - 11 * (8 + 1) - 11 * 3) / dense
     )  # fc2 rows + biases, out columns
@@ -160,13 +161,15 @@ def test_a_channel_shuffle_leaves_the_groups_through_it_whole_and_prunes_the_res
     x, y = torch.randn(8, 3, 8, 8), torch.zeros(8, dtype=torch.long)
     with pytest.warns(UserWarning, match="outer"):
         env = prune_env.PruneEnv(model=ShuffleBlockNet().eval(), eval_data=(x, y), eval_samples=8)
-    assert env.group_names == ["inner", "head"]  # inside the branch, and after the shuffle
+    assert env.problem.group_names == ["inner", "head"]  # inside the branch, and after the shuffle
     assert "disagrees with the masked one" in env.skipped_groups["outer"]  # the stream across the shuffle
     rng = np.random.default_rng(0)
     for _ in range(3):
         keep = masking.random_keep(env.groups, rng)
         with torch.no_grad():
             gap = float(
-                (masking.masked_copy(env.model, env.groups, keep)(x) - env.export(keep)(x)).abs().max()
+                (masking.masked_copy(env.problem.model, env.groups, keep)(x) - env.problem.export(keep)(x))
+                .abs()
+                .max()
             )
         assert gap <= masking.AGREEMENT_TOLERANCE

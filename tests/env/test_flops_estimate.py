@@ -14,13 +14,13 @@ from prune_env.budgets import count_macs
 @pytest.mark.parametrize("task", ["fashion-mnist-mlp", "fashion-mnist-cnn", "fashion-mnist-resnet20"])
 def test_flops_estimate_equals_the_measured_ratio(task):
     env = prune_env.PruneEnv(task, action_mode="ratio", budget="flops", budget_limit=0.3, eval_samples=10)
-    example = env.example_inputs[:1]
-    dense = count_macs(env.model, example)
+    example = env.problem.example_inputs[:1]
+    dense = count_macs(env.problem.model, example)
     rng = np.random.default_rng(0)
     for _ in range(3):
-        keep = env.keep_from_ratios(rng.uniform(0.02, 1.0, env.num_groups))
-        assert env.estimated_budget(keep) == pytest.approx(
-            count_macs(env.export(keep), example) / dense, abs=1e-12
+        keep = env.problem.keep_from_ratios(rng.uniform(0.02, 1.0, env.num_groups))
+        assert env.problem.estimated_budget(keep) == pytest.approx(
+            count_macs(env.problem.export(keep), example) / dense, abs=1e-12
         )
 
 

@@ -12,8 +12,8 @@ from torch import nn
 from prune_env import UnsupportedModelError
 from prune_env.budgets import count_macs, count_params
 from prune_env.env import DESCRIPTOR_NAMES, PruneEnv
-from prune_env.masking import AGREEMENT_TOLERANCE, masked_copy, random_keep
-from prune_env.structure import StructureEstimate
+from prune_env.surgery.estimate import StructureEstimate
+from prune_env.surgery.masking import AGREEMENT_TOLERANCE, masked_copy, random_keep
 
 
 class GroupedBlock(nn.Module):
@@ -77,21 +77,23 @@ def test_exports_cut_whole_groups_and_equal_the_masked_network():
     rng = np.random.default_rng(0)
     for _ in range(4):
         keep = random_keep(env.groups, rng)
-        pruned = env.export(keep)
+        pruned = env.problem.export(keep)
         kept_groups = int(keep[1].sum())
         assert pruned.grouped.groups == kept_groups and pruned.grouped.out_channels == 3 * kept_groups
         assert pruned.depthwise.groups == 3 * kept_groups and pruned.depthwise.out_channels == 6 * kept_groups
         with torch.no_grad():
-            gap = float((masked_copy(env.model, env.groups, keep)(x) - pruned(x)).abs().max())
+            gap = float((masked_copy(env.problem.model, env.groups, keep)(x) - pruned(x)).abs().max())
         assert gap <= AGREEMENT_TOLERANCE
-        params, macs = env.estimate.ratios(keep)
-        assert params == pytest.approx(count_params(pruned) / count_params(env.model), abs=1e-12)
+        params, macs = env.problem.estimate.ratios(keep)
+        assert params == pytest.approx(count_params(pruned) / count_params(env.problem.model), abs=1e-12)
         # what the FLOPs budget counts (Torch-Pruning's counter: convs with biases, norms, ...)
-        assert macs == pytest.approx(count_macs(pruned, x[:1]) / count_macs(env.model, x[:1]), abs=1e-12)
+        assert macs == pytest.approx(
+            count_macs(pruned, x[:1]) / count_macs(env.problem.model, x[:1]), abs=1e-12
+        )
         # and without example inputs the estimate is conv and linear MACs only, as before
-        _, conv_linear = StructureEstimate(env.analysis, env.model).ratios(keep)
+        _, conv_linear = StructureEstimate(env.problem.analysis, env.problem.model).ratios(keep)
         assert conv_linear == pytest.approx(
-            conv_linear_macs(pruned, x) / conv_linear_macs(env.model, x), abs=1e-12
+            conv_linear_macs(pruned, x) / conv_linear_macs(env.problem.model, x), abs=1e-12
         )
 
 
@@ -109,7 +111,7 @@ def test_ratio_episodes_keep_whole_groups_by_magnitude():
     # the two kept units have the largest L1 mass over reduce, grouped and depthwise rows
     mass = np.zeros(4)
     for name, per_unit in (("reduce", 3), ("grouped", 3), ("depthwise", 6)):
-        rows = getattr(env.model, name).weight.detach().abs().flatten(1).sum(1).double().numpy()
+        rows = getattr(env.problem.model, name).weight.detach().abs().flatten(1).sum(1).double().numpy()
         mass += rows.reshape(4, per_unit).sum(1)
     assert sorted(info["masks"]["reduce"]) == sorted(np.argsort(-mass)[:2].tolist())
 
@@ -148,16 +150,16 @@ def test_a_group_norm_ties_the_channels_of_each_norm_group():
     rng = np.random.default_rng(0)
     for _ in range(3):
         keep = random_keep(env.groups, rng)
-        pruned = env.export(keep)
+        pruned = env.problem.export(keep)
         assert pruned.gn1.num_groups == int(keep[0].sum()) and pruned.gn1.num_channels == 3 * int(
             keep[0].sum()
         )
         assert pruned.gn2.num_groups == pruned.gn2.num_channels == int(keep[1].sum())
         with torch.no_grad():
-            gap = float((masked_copy(env.model, env.groups, keep)(x) - pruned(x)).abs().max())
+            gap = float((masked_copy(env.problem.model, env.groups, keep)(x) - pruned(x)).abs().max())
         assert gap <= AGREEMENT_TOLERANCE
-        assert env.estimate.ratios(keep)[0] == pytest.approx(
-            count_params(pruned) / count_params(env.model), abs=1e-12
+        assert env.problem.estimate.ratios(keep)[0] == pytest.approx(
+            count_params(pruned) / count_params(env.problem.model), abs=1e-12
         )
 
 

@@ -59,7 +59,7 @@ def test_all_zero_mask_keeps_most_important_unit(mlp_env):
     assert info["forced_keep"] and info["kept_units"] == 1
     _, _, terminated, _, info = env.step(np.ones(300, dtype=np.int8))
     assert terminated and not info["forced_keep"]
-    best = int(env.model.fc1.weight.abs().sum(1).argmax())
+    best = int(env.problem.model.fc1.weight.abs().sum(1).argmax())
     assert info["masks"]["fc1"] == [best]
     assert info["widths"] == {"fc1": 1, "fc2": 100}
 
@@ -80,7 +80,7 @@ def test_ratio_mode_keeps_largest_l1_units():
     env.reset(seed=0)
     env.step(np.array([0.1], dtype=np.float32))
     _, _, _, _, info = env.step(np.array([0.0], dtype=np.float32))
-    l1 = env.model.fc1.weight.detach().abs().sum(1)
+    l1 = env.problem.model.fc1.weight.detach().abs().sum(1)
     assert sorted(info["masks"]["fc1"]) == sorted(torch.topk(l1, 30).indices.tolist())
     assert info["forced_keep"] and info["widths"]["fc2"] == 1
 
@@ -94,9 +94,9 @@ def test_reset_restores_dense_weights_bit_for_bit():
         for _ in range(env.num_groups):
             env.step(env.action_space.sample())
         env.reset()
-        for name, tensor in env.model.state_dict().items():
+        for name, tensor in env.problem.model.state_dict().items():
             assert torch.equal(tensor.cpu(), reference[name]), name
-        for name, tensor in env._masked.state_dict().items():
+        for name, tensor in env.problem._masked.state_dict().items():
             assert torch.equal(tensor.cpu(), reference[name]), name
 
 

@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.swin_transformer import ShiftedWindowAttention, ShiftedWindowAttentionV2
 
-from prune_env import masked_norms
-from prune_env.attention import PrunedMultiheadAttention, PrunedWindowAttention, cut_attention
 from prune_env.budgets import count_params
 from prune_env.env import DESCRIPTOR_NAMES, PruneEnv
-from prune_env.groups import analyze
-from prune_env.masking import AGREEMENT_TOLERANCE, masked_copy, output_gap, random_keep
+from prune_env.surgery import masked_norms
+from prune_env.surgery.dependency_groups import analyze
+from prune_env.surgery.masking import AGREEMENT_TOLERANCE, masked_copy, output_gap, random_keep
+from prune_env.surgery.pruned_attention import PrunedMultiheadAttention, PrunedWindowAttention, cut_attention
 
 
 class ChannelsFirstLayerNorm(nn.LayerNorm):
@@ -148,15 +148,17 @@ def test_layer_norm_streams_export_exactly_and_zeroing_alone_would_not():
     rng = np.random.default_rng(0)
     for _ in range(4):
         keep = random_keep(env.groups, rng)
-        pruned = env.export(keep)
-        masked = masked_copy(env.model, env.groups, keep)
+        pruned = env.problem.export(keep)
+        masked = masked_copy(env.problem.model, env.groups, keep)
         assert output_gap(masked, pruned, x) <= AGREEMENT_TOLERANCE
         assert pruned.stem_norm.normalized_shape == (int(keep[0].sum()),)
         assert pruned.layer_scale.shape == (int(keep[0].sum()), 1, 1)
-        assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
+        assert count_params(pruned) == round(
+            env.problem.estimate.ratios(keep)[0] * count_params(env.problem.model)
+        )
     # the same masks without the kept-channel statistics: zeroed channels still count in the
     # LayerNorm's mean and variance, and the outputs differ
-    zeroed_only = masked_copy(env.model, env.groups, keep)
+    zeroed_only = masked_copy(env.problem.model, env.groups, keep)
     for m in zeroed_only.modules():
         if isinstance(m, nn.LayerNorm):
             masked_norms.reset(m)
@@ -182,12 +184,14 @@ def test_attention_heads_and_the_stream_around_them_export_exactly(batch_first):
     for keep_heads in ([True, False, True, False], [False, False, False, True], [True, True, True, False]):
         keep = random_keep(env.groups, rng)
         keep[heads.index] = np.array(keep_heads)
-        pruned = env.export(keep)
+        pruned = env.problem.export(keep)
         assert isinstance(pruned.attention, PrunedMultiheadAttention)
         assert pruned.attention.num_heads == sum(keep_heads)
         assert pruned.class_token.shape == (1, 1, int(keep[stream.index].sum()))
-        assert output_gap(masked_copy(env.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
-        assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
+        assert output_gap(masked_copy(env.problem.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
+        assert count_params(pruned) == round(
+            env.problem.estimate.ratios(keep)[0] * count_params(env.problem.model)
+        )
 
 
 def test_the_pruned_attention_equals_torch_attention_when_every_head_is_kept():
@@ -220,11 +224,11 @@ def test_cutting_part_of_a_head_is_refused():
 @pytest.mark.parametrize("model", [TinyViT, TinyConvNeXt])
 def test_pruned_transformers_export_to_onnx_with_parity(model):
     pytest.importorskip("onnxruntime")
-    from prune_env import onnx_runtime
+    from prune_env.deploy import onnx_runtime
 
     torch.manual_seed(0)
     env = _env(_randomized(model()))
-    pruned = env.export(random_keep(env.groups, np.random.default_rng(0)))
+    pruned = env.problem.export(random_keep(env.groups, np.random.default_rng(0)))
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(5))
     session = onnx_runtime.ort_session(onnx_runtime.onnx_bytes(pruned, x))
     assert onnx_runtime.parity(pruned, session, x)["matches"]
@@ -249,10 +253,12 @@ def test_swin_window_attention_heads_are_units_and_export_exactly(attention):
     for kept in ([True, False, True], [False, True, False], [False, False, True]):
         keep = [np.ones(g.width, dtype=bool) for g in env.groups]
         keep[heads[0].index], keep[heads[1].index] = np.array(kept), np.array(kept[::-1])
-        pruned = env.export(keep)
+        pruned = env.problem.export(keep)
         assert isinstance(pruned.attn1, PrunedWindowAttention) and pruned.attn1.num_heads == sum(kept)
-        assert output_gap(masked_copy(env.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
-        assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
+        assert output_gap(masked_copy(env.problem.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
+        assert count_params(pruned) == round(
+            env.problem.estimate.ratios(keep)[0] * count_params(env.problem.model)
+        )
 
 
 @pytest.mark.parametrize("attention", [ShiftedWindowAttention, ShiftedWindowAttentionV2])
@@ -289,10 +295,12 @@ def test_swin_streams_are_built_from_the_architecture_and_export_exactly(version
     rng = np.random.default_rng(0)
     for _ in range(4):
         keep = random_keep(env.groups, rng)
-        pruned = env.export(keep)
+        pruned = env.problem.export(keep)
         assert pruned.head.in_features == int(keep[streams[1].index].sum())
-        assert output_gap(masked_copy(env.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
-        assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
+        assert output_gap(masked_copy(env.problem.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
+        assert count_params(pruned) == round(
+            env.problem.estimate.ratios(keep)[0] * count_params(env.problem.model)
+        )
 
 
 def test_shufflenet_streams_tie_across_the_shuffle_and_export_exactly():
@@ -319,9 +327,11 @@ def test_shufflenet_streams_tie_across_the_shuffle_and_export_exactly():
     rng = np.random.default_rng(0)
     for _ in range(4):
         keep = random_keep(env.groups, rng)
-        pruned = env.export(keep)
-        assert output_gap(masked_copy(env.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
-        assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
+        pruned = env.problem.export(keep)
+        assert output_gap(masked_copy(env.problem.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
+        assert count_params(pruned) == round(
+            env.problem.estimate.ratios(keep)[0] * count_params(env.problem.model)
+        )
 
 
 class TinyMaxViTAttention(nn.Module):
@@ -344,7 +354,7 @@ class TinyMaxViTAttention(nn.Module):
 
 
 def test_maxvit_attention_heads_are_units_and_export_exactly():
-    from prune_env.attention import PrunedRelativeAttention
+    from prune_env.surgery.pruned_attention import PrunedRelativeAttention
 
     torch.manual_seed(0)
     env = _env(TinyMaxViTAttention().eval())
@@ -356,11 +366,15 @@ def test_maxvit_attention_heads_are_units_and_export_exactly():
     x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         parts = torch.randn(2, 4, 4, 8)
-        torch.testing.assert_close(PrunedRelativeAttention(env.model.attn)(parts), env.model.attn(parts))
+        torch.testing.assert_close(
+            PrunedRelativeAttention(env.problem.model.attn)(parts), env.problem.model.attn(parts)
+        )
     for kept in ([True, False], [False, True]):
         keep = [np.ones(g.width, dtype=bool) for g in env.groups]
         keep[heads.index] = np.array(kept)
-        pruned = env.export(keep)
+        pruned = env.problem.export(keep)
         assert isinstance(pruned.attn, PrunedRelativeAttention) and pruned.attn.n_heads == 1
-        assert output_gap(masked_copy(env.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
-        assert count_params(pruned) == round(env.estimate.ratios(keep)[0] * count_params(env.model))
+        assert output_gap(masked_copy(env.problem.model, env.groups, keep), pruned, x) <= AGREEMENT_TOLERANCE
+        assert count_params(pruned) == round(
+            env.problem.estimate.ratios(keep)[0] * count_params(env.problem.model)
+        )

@@ -8,9 +8,9 @@ import torch
 from conftest import ResidualNet, randomize_batchnorm
 
 from prune_env.budgets import count_params
-from prune_env.groups import analyze
-from prune_env.masking import AGREEMENT_TOLERANCE, masked_copy, prune_copy, random_keep
-from prune_env.structure import StructureEstimate
+from prune_env.surgery.dependency_groups import analyze
+from prune_env.surgery.estimate import StructureEstimate
+from prune_env.surgery.masking import AGREEMENT_TOLERANCE, masked_copy, prune_copy, random_keep
 from prune_env.zoo import models
 
 ZOO = {

@@ -11,8 +11,8 @@ import torch
 
 import prune_env
 from prune_env.app.deployment import check_deployment
+from prune_env.deploy.onnx_runtime import PARITY_TOLERANCE, onnx_bytes, ort_latency, ort_session, parity
 from prune_env.errors import MissingDependencyError
-from prune_env.onnx_runtime import PARITY_TOLERANCE, onnx_bytes, ort_latency, ort_session, parity
 
 pytest.importorskip("onnxruntime")
 
@@ -42,10 +42,14 @@ def test_ort_latency_budget_is_a_ratio_cached_by_widths():
     env = prune_env.PruneEnv("fashion-mnist-mlp", budget="ort-latency", budget_limit=1.0, eval_samples=50)
     keep_all = {g.name: list(range(g.width)) for g in env.groups}
     tiny = {g.name: list(range(4)) for g in env.groups}
-    first = env.evaluate_masks(tiny)
-    again = env.evaluate_masks(tiny)
-    assert first.cost == again.cost and env.budget_cache.misses == 1 and env.budget_cache.hits == 1
-    full = env.evaluate_masks(keep_all).cost
+    first = env.problem.score(tiny)
+    again = env.problem.score(tiny)
+    assert (
+        first.cost == again.cost
+        and env.problem.budget_cache.misses == 1
+        and env.problem.budget_cache.hits == 1
+    )
+    full = env.problem.score(keep_all).cost
     assert 0.4 < full < 2.5  # the dense graph against itself: 1 up to timing noise
     assert first.cost < 0.8 * full  # 4 + 4 hidden units of 300 + 100 run faster
 

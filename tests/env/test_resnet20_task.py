@@ -11,7 +11,7 @@ from conftest import random_trace
 import prune_env
 from prune_env.budgets import count_macs, count_params
 from prune_env.env import DESCRIPTOR_NAMES
-from prune_env.masking import AGREEMENT_TOLERANCE, masked_copy, prune_copy, random_keep
+from prune_env.surgery.masking import AGREEMENT_TOLERANCE, masked_copy, prune_copy, random_keep
 
 TASK = "fashion-mnist-resnet20"
 # the stem's stream (stage 1), then each block's inner conv; a stage's stream is led by the
@@ -34,7 +34,7 @@ def _outputs(group) -> set[str]:
 
 
 def test_groups_in_forward_order_with_residual_streams_coupled(env):
-    assert env.group_names == GROUPS
+    assert env.problem.group_names == GROUPS
     assert [g.width for g in env.groups] == WIDTHS
     streams = {g.name: _outputs(g) for g in env.groups if g.name in ("conv1", "layers.1.0.shortcut.0", "layers.2.0.shortcut.0")}  # fmt: skip
 
@@ -56,10 +56,10 @@ def test_groups_in_forward_order_with_residual_streams_coupled(env):
 @pytest.mark.parametrize("budget", ["params", "flops"])
 def test_observation_budget_is_exact_on_every_step(budget):
     """Parameters are counted exactly, and so are FLOPs as the FLOPs budget counts them (convs
-    with their biases, BatchNorm, pooling: prune_env.structure); the final cost is measured."""
+    with their biases, BatchNorm, pooling: prune_env.surgery.estimate); the final cost is measured."""
     env = prune_env.PruneEnv(TASK, budget=budget, budget_limit=0.3, eval_samples=50)
-    dense = env.model
-    x = env.example_inputs
+    dense = env.problem.model
+    x = env.problem.example_inputs
 
     def measure(model):
         return count_params(model) if budget == "params" else count_macs(model, x[:1])
@@ -82,16 +82,16 @@ def test_observation_budget_is_exact_on_every_step(budget):
 
 
 def test_masked_network_equals_its_export_on_real_images(env):
-    images = env.training_batch(np.random.default_rng(0), 64)[0]
+    images = env.problem.training_batch(np.random.default_rng(0), 64)[0]
     rng = np.random.default_rng(2)
     for _ in range(3):
         keep = random_keep(env.groups, rng)
-        masked = masked_copy(env.model, env.groups, keep)
-        pruned = env.export(keep)
+        masked = masked_copy(env.problem.model, env.groups, keep)
+        pruned = env.problem.export(keep)
         with torch.no_grad():
             gap = float((masked(images) - pruned(images)).abs().max())
         assert gap <= AGREEMENT_TOLERANCE
-        assert count_params(pruned) < count_params(env.model)
+        assert count_params(pruned) < count_params(env.problem.model)
 
 
 def test_reset_restores_dense_weights_after_a_finetuned_episode():
@@ -102,7 +102,7 @@ def test_reset_restores_dense_weights_after_a_finetuned_episode():
     for _ in range(env.num_groups):
         env.step(env.action_space.sample())
     env.reset()
-    for name, tensor in env.model.state_dict().items():
+    for name, tensor in env.problem.model.state_dict().items():
         assert torch.equal(tensor, reference[name]), name
 
 

@@ -37,7 +37,7 @@ def test_final_info_is_built_from_the_record(mlp_env):
 def test_the_protocol_follows_the_env_settings(mlp_env):
     mlp_env.finetune_steps = 3
     try:
-        record = mlp_env.evaluate_masks({"fc1": list(range(50))}, source="test")
+        record = mlp_env.problem.score({"fc1": list(range(50))}, source="test")
     finally:
         mlp_env.finetune_steps = 0
     assert record.protocol.finetune_steps == 3 and record.source == "test"
@@ -62,7 +62,7 @@ def test_json_round_trip_is_exact(mlp_env):
     ],
 )
 def test_bad_records_raise_a_typed_error(mlp_env, change, message):
-    data = mlp_env.evaluate_masks({"fc1": [0, 1]}).to_dict()
+    data = mlp_env.problem.score({"fc1": [0, 1]}).to_dict()
     change(data)
     with pytest.raises(InvalidRecordError, match=message):
         ScoredMask.from_dict(data)
@@ -75,30 +75,30 @@ def test_not_json_is_a_typed_error():
 
 def test_bn_recalibration_is_part_of_the_protocol_and_deterministic():
     env = prune_env.PruneEnv("fashion-mnist-cnn", budget_limit=0.25, eval_samples=300)
-    keep = env.keep_from_ratios([0.5] * env.num_groups)
-    plain = env.evaluate_masks(keep)
-    env.bn_recalibration = 8
-    first, second = env.evaluate_masks(keep), env.evaluate_masks(keep)
+    keep = env.problem.keep_from_ratios([0.5] * env.num_groups)
+    plain = env.problem.score(keep)
+    env.problem.bn_recalibration = 8
+    first, second = env.problem.score(keep), env.problem.score(keep)
     assert first.protocol.bn_recalibration == 8 and plain.protocol.bn_recalibration == 0
     assert first == second  # the same fixed batches for every candidate: replayable
     assert first.accuracy != plain.accuracy  # the statistics really were re-estimated
     assert first.costs == plain.costs and first.widths == plain.widths
     with pytest.raises(ValueError, match="bn_recalibration must be >= 0"):
-        env.bn_recalibration = -1
-    assert env.bn_recalibration == 8  # a rejected value leaves the env as it was
+        env.problem.bn_recalibration = -1
+    assert env.problem.bn_recalibration == 8  # a rejected value leaves the env as it was
 
 
 def test_bn_recalibration_needs_training_data(residual_model, residual_data):
     env = prune_env.PruneEnv(model=residual_model, eval_data=residual_data)
     with pytest.raises(ValueError, match="needs training data"):
-        env.bn_recalibration = 4
+        env.problem.bn_recalibration = 4
 
 
 def test_more_recalibration_batches_extend_the_same_draw():
     env = prune_env.PruneEnv("fashion-mnist-cnn", eval_samples=10)
-    env.bn_recalibration = 4
-    first = [inputs.clone() for inputs, _ in env._recalibration_batches]
-    env.bn_recalibration = 16
-    grown = [inputs for inputs, _ in env._recalibration_batches]
+    env.problem.bn_recalibration = 4
+    first = [inputs.clone() for inputs, _ in env.problem._recalibration_batches]
+    env.problem.bn_recalibration = 16
+    grown = [inputs for inputs, _ in env.problem._recalibration_batches]
     assert len(grown) == 16 and all(torch.equal(a, b) for a, b in zip(first, grown))
     assert len({float(x.sum()) for x in grown}) == 16  # no batch repeated

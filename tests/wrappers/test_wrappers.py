@@ -81,6 +81,19 @@ def test_saute_tracks_the_remaining_budget_and_replaces_the_reward_once_spent():
         Saute(TradeoffEnv(), budget=0.0)
 
 
+def test_saute_counts_a_budget_spent_exactly_as_safe_like_the_constraint():
+    """z = 0 is J_c == limit, which the CMDP (and PruneEnv's constraint_satisfied) allows."""
+    from toy_envs import GreedyBreaksLimitEnv
+
+    from prune_env.wrappers import Saute
+
+    env = Saute(GreedyBreaksLimitEnv(n=2, horizon=2, fixed_cost=0.5), budget=1.0)
+    env.reset(seed=0)
+    env.step(np.array([1, 1]))
+    _, reward, done, _, info = env.step(np.array([1, 1]))  # episodic cost 1.0 == budget
+    assert done and info["safety_state"] == 0.0 and reward == info["unsauted_reward"] == 1.0
+
+
 def test_scale_to_budget_reads_actions_as_shares_of_the_feasible_range():
     import prune_env
     from prune_env.wrappers import ScaleToBudget
@@ -107,19 +120,19 @@ def test_sensitivity_features_are_each_group_pruned_alone_and_follow_the_steps()
 
     base = prune_env.PruneEnv("fashion-mnist-cnn", action_mode="ratio", budget_limit=0.1, eval_samples=200)
     base.finetune_steps = 5
-    ratio = uniform_ratio_within_budget(base)
+    ratio = uniform_ratio_within_budget(base.problem)
     n = base.num_groups
-    assert base.estimated_budget(base.keep_from_ratios([ratio] * n)) <= 0.1
-    assert base.estimated_budget(base.keep_from_ratios([min(ratio + 0.05, 1.0)] * n)) > 0.1
+    assert base.problem.estimated_budget(base.problem.keep_from_ratios([ratio] * n)) <= 0.1
+    assert base.problem.estimated_budget(base.problem.keep_from_ratios([min(ratio + 0.05, 1.0)] * n)) > 0.1
     env = SensitivityFeatures(base)
     assert base.finetune_steps == 5 and env.ratio == ratio and env.probe_evaluations == n + 1
     # independently: every group alone at the ratio, scored without fine-tune
     base.finetune_steps = 0
-    dense = base.evaluate_masks([np.ones(g.width, dtype=bool) for g in base.groups]).accuracy
+    dense = base.problem.score([np.ones(g.width, dtype=bool) for g in base.groups]).accuracy
     for g in base.groups:
         keep = [np.ones(h.width, dtype=bool) for h in base.groups]
-        keep[g.index] = base.keep_from_ratios([ratio] * n)[g.index]
-        assert env.sensitivity[g.index] == pytest.approx(max(dense - base.evaluate_masks(keep).accuracy, 0.0))
+        keep[g.index] = base.problem.keep_from_ratios([ratio] * n)[g.index]
+        assert env.sensitivity[g.index] == pytest.approx(max(dense - base.problem.score(keep).accuracy, 0.0))
     assert env.sensitivity.max() > 0.05  # at 10% of the parameters some group matters
     obs, _ = env.reset(seed=0)
     assert env.observation_space.shape == (base.observation_space.shape[0] + 2,)

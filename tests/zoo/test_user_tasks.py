@@ -55,14 +55,17 @@ def test_the_weights_digest_sees_one_changed_number(task_file):
 
 def test_the_env_scores_a_user_task_like_a_zoo_task(task_file):
     env = prune_env.PruneEnv(f"{task_file}:make", eval_samples=200, budget_limit=0.5)
-    assert env.task == f"{task_file}:make" and env.num_groups == 2
-    model = load_user_task(env.task).model
+    assert env.problem.task == f"{task_file}:make" and env.num_groups == 2
+    model = load_user_task(env.problem.task).model
     x, y = prune_env.load_dataset("fashion-mnist").val.tensors(200)
     expected = float((model(x).argmax(1) == y).float().mean())
-    record = env.evaluate_masks({g.name: list(range(g.width)) for g in env.groups})
+    record = env.problem.score({g.name: list(range(g.width)) for g in env.groups})
     assert record.accuracy == pytest.approx(expected) and record.params_ratio == pytest.approx(1.0)
-    assert env.checkpoint["sha256"] == state_dict_sha256(model)
-    assert gym.make("PruneEnv-v0", task=f"{task_file}:make", eval_samples=50).unwrapped.task == env.task
+    assert env.problem.checkpoint["sha256"] == state_dict_sha256(model)
+    assert (
+        gym.make("PruneEnv-v0", task=f"{task_file}:make", eval_samples=50).unwrapped.problem.task
+        == env.problem.task
+    )
 
 
 def test_a_module_reference_and_an_entry_point(task_file, tmp_path, monkeypatch, capsys):

@@ -20,7 +20,7 @@ from torchvision.models.swin_transformer import (
     SwinTransformer,
 )
 
-from prune_env.units import PrunableGroup, UnitSlice
+from prune_env.surgery.units import PrunableGroup, UnitSlice
 
 # layers whose heads are units (:func:`head_groups`); Swin V2's attention subclasses V1's
 ATTENTION_TYPES = (nn.MultiheadAttention, ShiftedWindowAttention, RelativePositionalMultiHeadAttention)
@@ -33,7 +33,7 @@ def head_groups(modules: dict[str, nn.Module]) -> tuple[list[PrunableGroup], dic
     head of torchvision's Swin window attention the same rows of ``qkv`` and columns of
     ``proj``, with its column of the relative position bias table (V1) or its row of the bias
     MLP's last layer and its logit scale (V2); of MaxViT's attention, its rows of ``to_qkv``,
-    columns of ``merge`` and bias table column. :mod:`prune_env.attention` exports them."""
+    columns of ``merge`` and bias table column. :mod:`prune_env.surgery.pruned_attention` exports them."""
     groups, refused = [], {}
     for name, module in modules.items():
         if (

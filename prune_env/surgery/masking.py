@@ -19,19 +19,12 @@ import torch
 from torch import nn
 from torchvision.models import VisionTransformer
 
-import prune_env.masked_norms as masked_norms
-from prune_env.attention import cut_attention, replace_attribute, replace_cut_window_attention
+import prune_env.surgery.masked_norms as masked_norms
 from prune_env.errors import PruningMismatchError, UnsupportedModelError
-from prune_env.groups import (
-    GroupAnalysis,
-    PrunableGroup,
-    UnitSlice,
-    build_dependency_graph,
-    call_model,
-    is_grouped_conv,
-    layer_weight,
-    tolerant_index_mapping,
-)
+from prune_env.surgery.dependency_groups import GroupAnalysis, build_dependency_graph, tolerant_index_mapping
+from prune_env.surgery.layers import call_model, is_grouped_conv, layer_weight
+from prune_env.surgery.pruned_attention import cut_attention, replace_attribute, replace_cut_window_attention
+from prune_env.surgery.units import PrunableGroup, UnitSlice
 
 #: Two networks agree when their outputs differ by at most this, relative to the output scale.
 AGREEMENT_TOLERANCE = 1e-4
@@ -41,7 +34,7 @@ Keep = Sequence[np.ndarray]  # one boolean array per group, True = unit kept
 
 def apply_masks(model: nn.Module, groups: Sequence[PrunableGroup], keep: Keep) -> None:
     """Zero, in place, every slice of every pruned unit; a LayerNorm also leaves the pruned
-    channels out of its statistics (:mod:`prune_env.masked_norms`: run the masked network
+    channels out of its statistics (:mod:`prune_env.surgery.masked_norms`: run the masked network
     inside ``kept_channel_statistics``, as :func:`output_gap` does)."""
     modules = dict(model.named_modules())
     params = dict(model.named_parameters())
@@ -161,7 +154,9 @@ def cut_copy(model: nn.Module, plan: ExportPlan, keep: Keep) -> nn.Module:
                 _cut_parameter(pruned, name, dim, kept)
             continue
         module = modules[name]
-        if isinstance(module, nn.MultiheadAttention):  # heads: a replacement layer (prune_env.attention)
+        if isinstance(
+            module, nn.MultiheadAttention
+        ):  # heads: a replacement layer (prune_env.surgery.pruned_attention)
             rows, columns = (
                 _kept(3 * module.embed_dim, dropped["out"]),
                 _kept(module.embed_dim, dropped["in"]),

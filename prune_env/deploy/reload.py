@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from prune_env.env import PruneEnv
 from prune_env.errors import PruneEnvError
+from prune_env.problem import PruneProblem
 
 
 def load_pruned(run_dir: str | os.PathLike, *, device: str = "cpu", data_dir=None) -> nn.Module:
@@ -32,29 +32,29 @@ def load_pruned(run_dir: str | os.PathLike, *, device: str = "cpu", data_dir=Non
         if not path.is_file():
             raise PruneEnvError(f"{path} not found: is {run} the --out of a finished `prune-env prune`?")
     record = json.loads(masks_path.read_text())
-    env = PruneEnv(record["task"], eval_samples=2, data_dir=data_dir, device=device)
-    if env.checkpoint.get("sha256") != record.get("checkpoint_sha256"):
+    problem = PruneProblem(record["task"], eval_samples=2, data_dir=data_dir, device=device)
+    if problem.checkpoint.get("sha256") != record.get("checkpoint_sha256"):
         raise PruneEnvError(
             f"{run} was pruned from checkpoint {str(record.get('checkpoint_sha256'))[:12]}, but task "
-            f"{record['task']!r} now loads {str(env.checkpoint.get('sha256'))[:12]}: the masks do not apply"
+            f"{record['task']!r} now loads {str(problem.checkpoint.get('sha256'))[:12]}: the masks do not apply"
         )
-    widths = {g.name: len(record["masks"].get(g.name, range(g.width))) for g in env.groups}
+    widths = {g.name: len(record["masks"].get(g.name, range(g.width))) for g in problem.groups}
     if widths != record["widths"]:
         raise PruneEnvError(
             f"masks.json is inconsistent: its masks give widths {widths}, it says {record['widths']}"
         )
-    return pruned_with_weights(env, record["masks"], weights_path)
+    return pruned_with_weights(problem, record["masks"], weights_path)
 
 
-def pruned_with_weights(env: PruneEnv, masks: dict, weights_path: Path) -> nn.Module:
-    """``env.export(masks)`` (the proven architecture) with a state dict loaded tensors-only.
+def pruned_with_weights(problem: PruneProblem, masks: dict, weights_path: Path) -> nn.Module:
+    """``problem.export(masks)`` (the proven architecture) with a state dict loaded tensors-only.
 
     Raises:
         PruneEnvError: the weights do not fit that architecture.
     """
-    network = env.export(masks)
+    network = problem.export(masks)
     try:
-        network.load_state_dict(torch.load(weights_path, map_location=env.device, weights_only=True))
+        network.load_state_dict(torch.load(weights_path, map_location=problem.device, weights_only=True))
     except RuntimeError as exc:
         raise PruneEnvError(
             f"{weights_path} does not fit the pruned architecture: {str(exc).splitlines()[0]}"

@@ -1,7 +1,7 @@
 """What a prunable group is, as plain picklable data: the slices of layers that make its units.
 
-:mod:`prune_env.groups` finds groups with Torch-Pruning's dependency graph and
-:mod:`prune_env.structural_groups` builds the ones it cannot follow; masking, export and the
+:mod:`prune_env.surgery.dependency_groups` finds groups with Torch-Pruning's dependency graph and
+:mod:`prune_env.surgery.architecture_groups` builds the ones it cannot follow; masking, export and the
 estimates only ever read these records.
 """
 

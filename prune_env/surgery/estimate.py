@@ -23,8 +23,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from prune_env.budgets import single_example
-from prune_env.groups import GroupAnalysis, forward_with_hook
+from prune_env.surgery.dependency_groups import GroupAnalysis
+from prune_env.surgery.layers import forward_with_hook, single_example
 
 
 class StructureEstimate:

@@ -4,9 +4,9 @@ Torch-Pruning's dependency graph (DepGraph, Fang et al. 2023) tells which parame
 go together: a conv's output channels, its BatchNorm, the next layer's input channels, every
 branch of a residual add. Each such group is one step of an episode, and its units are the
 root layer's output channels (filters or neurons). This module turns the graph into plain,
-picklable descriptions (:mod:`prune_env.units`: module names and index arrays), so that masking
+picklable descriptions (:mod:`prune_env.surgery.units`: module names and index arrays), so that masking
 and budget estimates never touch the graph again; it ties the units that grouped convolutions
-and GroupNorm couple, and adds the groups :mod:`prune_env.structural_groups` builds from the
+and GroupNorm couple, and adds the groups :mod:`prune_env.surgery.architecture_groups` builds from the
 architecture (attention heads, Swin and ShuffleNetV2 streams) in place of the ones the trace
 gets wrong or cannot finish.
 """
@@ -19,15 +19,14 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 import torch_pruning as tp
 from torch import nn
 from torch_pruning.dependency import index_mapping
 
-import prune_env.analysis_bounds as analysis_bounds
-from prune_env.analysis_bounds import bounded_group_search
+import prune_env.surgery.analysis_bounds as analysis_bounds
 from prune_env.errors import AnalysisTooCostlyError, UnsupportedModelError
-from prune_env.structural_groups import (
+from prune_env.surgery.analysis_bounds import bounded_group_search
+from prune_env.surgery.architecture_groups import (
     ATTENTION_TYPES,
     UnionFind,
     head_groups,
@@ -35,9 +34,9 @@ from prune_env.structural_groups import (
     swin_stream_groups,
     unsupported_attention,
 )
-from prune_env.units import PrunableGroup, UnitSlice
+from prune_env.surgery.layers import PRUNABLE_TYPES, forward_with_hook, is_grouped_conv
+from prune_env.surgery.units import PrunableGroup, UnitSlice
 
-PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm)
 
 
@@ -85,11 +84,6 @@ def _nothing_left(skipped: dict[str, str]) -> str:
     return f"no group of the model can be pruned exactly ({reasons})"
 
 
-def call_model(model: nn.Module, inputs) -> torch.Tensor:
-    """Run ``model`` on a tensor or a tuple of tensors."""
-    return model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs)
-
-
 def _trace_layers(model: nn.Module, example_inputs) -> tuple[list[str], dict[str, float]]:
     """Execution order of conv, linear and multi-head attention layers, and the conv and linear
     layers' dense MACs per example."""
@@ -116,18 +110,6 @@ def _trace_layers(model: nn.Module, example_inputs) -> tuple[list[str], dict[str
     traced = [m for m in model.modules() if isinstance(m, (*PRUNABLE_TYPES, *ATTENTION_TYPES))]
     forward_with_hook(model, example_inputs, traced, hook)
     return order, macs
-
-
-def forward_with_hook(model: nn.Module, inputs, modules, hook) -> None:
-    """One forward pass of ``model`` on ``inputs`` without gradients, with ``hook`` registered
-    as a forward hook on ``modules`` for its duration only."""
-    handles = [m.register_forward_hook(hook) for m in modules]
-    try:
-        with torch.no_grad():
-            call_model(model, inputs)
-    finally:
-        for h in handles:
-            h.remove()
 
 
 # Torch-Pruning's passes that map channel indices through concat, split, reshape, unbind, expand
@@ -182,7 +164,7 @@ def _all_groups(
 ) -> tuple[list, dict[str, str]]:
     """Torch-Pruning's groups (as ``DependencyGraph.get_all_groups`` finds them: one per conv or
     linear output not already in a group, the classifier ignored), each search bounded on its
-    own (:mod:`prune_env.analysis_bounds`): a group whose search passes the bound, or fails, is
+    own (:mod:`prune_env.surgery.analysis_bounds`): a group whose search passes the bound, or fails, is
     left whole with the reason, the others are still found. Past the bound on total time it
     raises."""
     found, left_whole, visited = [], {}, set()
@@ -386,7 +368,7 @@ def _group_from(raw, graph, names, param_names, macs, order, layers) -> Prunable
 
 def _check_layer_norm(norm: nn.LayerNorm, name: str, root_name: str) -> None:
     """A LayerNorm inside a group is masked by computing its statistics over the kept channels
-    only (:mod:`prune_env.masked_norms`), which needs one normalized dimension and an affine
+    only (:mod:`prune_env.surgery.masked_norms`), which needs one normalized dimension and an affine
     weight to recognise it by."""
     if len(norm.normalized_shape) != 1 or norm.weight is None:
         raise UnsupportedModelError(
@@ -421,12 +403,6 @@ def _parameter_info(name: str, param: nn.Parameter, dim: int) -> LayerInfo:
     shape = list(param.shape)
     shape.insert(0, shape.pop(dim))
     return LayerInfo(name, {"": tuple(shape)}, 0.0, shape[0], None)
-
-
-def is_grouped_conv(module: nn.Module) -> bool:
-    """A convolution whose weight holds only a share of its inputs (``groups`` > 1), depthwise
-    ones included."""
-    return isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1
 
 
 def channel_groups(module: nn.Module) -> tuple[int, int] | None:
@@ -555,24 +531,3 @@ def _touched_params(group: PrunableGroup, layers: dict[str, LayerInfo]) -> int:
             elif len(shape) > 1 and info.conv_groups == 1:  # a grouped conv loses rows, counted out
                 total += len(s.positions) * shape[0] * int(np.prod(shape[2:]))
     return total
-
-
-def layer_weight(module: nn.Module) -> torch.Tensor:
-    """The weight whose rows are a layer's outputs and columns its inputs (attention's packed
-    input projection for ``nn.MultiheadAttention``)."""
-    return module.in_proj_weight if isinstance(module, nn.MultiheadAttention) else module.weight
-
-
-def unit_importance(model: nn.Module, group: PrunableGroup) -> np.ndarray:
-    """L1 magnitude of each unit: the sum of |w| of every producer's output slice of that unit
-    (for attention heads, of their query, key and value projection rows)."""
-    modules = dict(model.named_modules())
-    scores = np.zeros(group.width, dtype=np.float64)
-    for s in group.slices:
-        module = modules.get(s.module)
-        if s.side != "out" or not isinstance(module, (*PRUNABLE_TYPES, nn.MultiheadAttention)):
-            continue
-        weight = layer_weight(module).detach()
-        per_position = weight.abs().flatten(1).sum(1).double().cpu().numpy()[s.positions]
-        np.add.at(scores, s.units, per_position)
-    return scores

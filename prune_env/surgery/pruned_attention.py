@@ -9,7 +9,7 @@ hold fewer heads than ``embed_dim / head_dim``, nor a different input width, so 
 replaces a pruned one with :class:`PrunedMultiheadAttention`, which keeps the heads' size and scale.
 torchvision's Swin window attention (V1 and V2) is handled the same way, its per-head bias
 table (or bias MLP rows) and logit scale cut with the heads (:class:`PrunedWindowAttention`).
-Torch-Pruning does not know these units: :func:`prune_env.groups.head_groups` makes the groups
+Torch-Pruning does not know these units: :func:`prune_env.surgery.architecture_groups.head_groups` makes the groups
 (``tied``: exported by prune-env's own cut only, and proven like every group).
 """
 
