@@ -76,8 +76,10 @@ class GradientLagrange(Lagrange):
         optimizer: ``"sgd"`` (lambda += lr * (J_c - d)) or ``"adam"`` (Adam on the same gradient).
         upper_bound: optional largest lambda.
         parameterization: ``"projected"`` (lambda itself, clipped at 0) or ``"softplus"``
-            (lambda = softplus(xi), the ascent step taken on xi: lambda stays positive and moves
-            slowly near 0, as in the paper's PPO-Lagrangian code).
+            (lambda = softplus(xi) stays positive; xi is stepped by the violation ``J_c - d``
+            itself, as Ray et al.'s PPO-Lagrangian does with its penalty parameter: its loss is
+            ``-xi * (J_c - d)``, not ``-softplus(xi) * (J_c - d)``, so the step does not shrink
+            by ``sigmoid(xi)`` and lambda comes back from near 0 as fast as it left).
     """
 
     def __init__(
@@ -110,8 +112,6 @@ class GradientLagrange(Lagrange):
 
     def update(self, mean_episode_costs) -> np.ndarray:
         violation = self._check_costs(mean_episode_costs) - self.cost_limit  # ascent direction
-        if self.parameterization == "softplus":
-            violation = violation / (1.0 + np.exp(-self._xi))  # d lambda / d xi = sigmoid(xi)
         if self.optimizer == "sgd":
             step = violation
         else:
@@ -124,6 +124,8 @@ class GradientLagrange(Lagrange):
             step = m_hat / (np.sqrt(v_hat) + 1e-8)
         if self.parameterization == "softplus":
             self._xi = self._xi + self.lr * step
+            if self.upper_bound is not None:  # xi stops where lambda does, so it turns back at once
+                self._xi = np.minimum(self._xi, np.log(np.expm1(self.upper_bound)))
             self.values = self._project(np.logaddexp(0.0, self._xi))
         else:
             self.values = self._project(self.values + self.lr * step)

@@ -6,16 +6,25 @@ Each update solves, in the trust region ``KL(pi_old || pi) <= delta``, the linea
 
 where ``g`` and ``b`` are the gradients of the reward and cost surrogates, ``H`` the Fisher
 matrix (Hessian of the KL, used through conjugate gradients) and ``c = J_C - d_limit`` the
-current violation. The dual has a closed form (the paper's cases, as in OmniSafe's CPO): a plain
-TRPO step when the constraint cannot bind, the optimal mix of ``H^-1 g`` and ``H^-1 b`` when it
-can, and, when no point of the trust region is feasible, a pure recovery step down the cost
-gradient. A backtracking line search then accepts the first step that keeps the KL within
-``delta``, raises the reward surrogate (in the feasible cases) and does not raise the cost
-surrogate by more than the slack. The critics (reward and cost) are regressed afterwards with
-Adam, the actor's gradients removed, as in sb3-contrib's TRPO.
+current violation. The dual has a closed form (the paper's appendix 10.2, :func:`cpo_direction`):
+a plain TRPO step when the constraint cannot bind, the optimal mix of ``H^-1 g`` and ``H^-1 b``
+when it can, and, when no point of the trust region is feasible, a pure recovery step down the
+cost gradient. The paper writes the dual for ``g`` the gradient of a loss; here ``g`` is the
+gradient of the reward, to be maximised, so ``r = g . H^-1 b`` enters with the opposite sign
+(``nu = (lambda c + r)+ / s``; tested against an independent solver). A backtracking line search
+then accepts the first step that keeps the KL within ``delta``, does not raise the cost
+surrogate by more than the slack ``max(-c, 0)``, and, where the current policy is feasible
+(cases 2-4), raises the reward surrogate; a recovery step (cases 0 and 1) may give up reward, as
+in Safety-Starter-Agents and OmniSafe. Parallel reward and cost gradients (the dual's optimum at
+``lambda = 0``, where the textbook form divides by it) give the step to the constraint's
+boundary. A step that is not finite, or none at all, is rejected and logged
+(``train/step_rejected``); a step that makes the policy's distribution invalid fails the line
+search like any other (``train/line_search_accepted`` 0); either way training goes on. The critics (reward and
+cost) are regressed afterwards with Adam, the actor's gradients removed, as in sb3-contrib's TRPO.
 
-Units: the cost surrogate is a per-step mean, so it is multiplied by the rollout's mean episode
-length to compare with ``c``, an episodic cost (PruneEnv's budgets are per episode).
+Units: the cost surrogate is a per-step mean, so it is multiplied by the mean length of the
+finished episodes whose costs give ``c`` to compare with ``c``, an episodic cost (PruneEnv's
+budgets are per episode); P3O uses the same convention.
 Everything else (cost critic, cost GAE, rollouts, costs from ``info``) is PPOLag's.
 """
 
@@ -34,6 +43,62 @@ from torch.nn import functional as F
 from agents.ppo_lag import PPOLag
 
 EPS = 1e-8
+
+
+def _pieces(c: float, r: float) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """The ranges of lambda >= 0 where ``nu = (lambda c + r) / s`` is positive (piece a, the
+    constraint binds) and where it is clipped to 0 (piece b); ``None`` for an empty one."""
+    if c > 0:
+        return (max(-r / c, 0.0), np.inf), ((0.0, -r / c) if r < 0 else None)
+    if c < 0:
+        return ((0.0, -r / c) if r > 0 else None), (max(-r / c, 0.0), np.inf)
+    return ((0.0, np.inf), None) if r > 0 else (None, (0.0, np.inf))
+
+
+def cpo_direction(g, b, x, y, c: float, delta: float):
+    """The step maximising ``g . d`` subject to ``c + b . d <= 0`` and ``0.5 d^T H d <= delta``
+    (or, when no point of the trust region is feasible, minimising ``b . d`` in it), from
+    ``x = H^-1 g`` and ``y = H^-1 b``; and its case (OmniSafe's numbering: 0 infeasible recovery,
+    1 infeasible now but recoverable, 2 feasible with the constraint possibly binding, 3 the whole
+    trust region feasible, 4 no cost gradient). The step is ``None`` when there is none to take
+    (no reward gradient, or no cost gradient while over the limit).
+
+    The dual ``-(q - 2 nu r + nu^2 s) / (2 lambda) + nu c - lambda delta`` (``q = g.x``,
+    ``r = g.y``, ``s = b.y``) is maximised in closed form: ``nu = (lambda c + r)+ / s``; on each
+    piece of lambda (:func:`_pieces`) the best lambda is projected onto the piece, and the better
+    piece wins. Where the constraint binds the step is written as
+    ``(x - (r/s) y) / lambda - (c/s) y``, which stays finite when the reward and cost gradients
+    are parallel (then ``x - (r/s) y = 0`` and lambda -> 0): the step goes to the boundary.
+    """
+    q, r, s = float(g @ x), float(g @ y), float(b @ y)
+    trpo = x * np.sqrt(2 * delta / (q + EPS))
+    if s <= EPS:  # no cost gradient: the constraint cannot move
+        return (trpo, 4) if c < 0 else (None, 0)
+    A, B = max(q - r**2 / s, 0.0), 2 * delta - c**2 / s  # A = 0: g parallel to b (in H's metric)
+    if c < 0 and B < 0:
+        return trpo, 3  # the whole trust region is feasible
+    if B < 0:
+        return -np.sqrt(2 * delta / s) * y, 0  # no feasible point: recover as fast as possible
+    case = 1 if c >= 0 else 2
+    piece_a, piece_b = _pieces(c, r)
+    f_a = f_b = -np.inf
+    if piece_a is not None:
+        lam_a = float(np.clip(np.sqrt(A / B) if B > 0 else np.inf, *piece_a))
+        over_lambda = A / lam_a if lam_a > 0 else (0.0 if A == 0 else np.inf)
+        times_lambda = B * lam_a if np.isfinite(lam_a) else (0.0 if B == 0 else np.inf)
+        f_a = -0.5 * (over_lambda + times_lambda) + r * c / s
+    if piece_b is not None:
+        lam_b = float(np.clip(np.sqrt(q / (2 * delta)), *piece_b))
+        if lam_b > 0:
+            f_b = -0.5 * (q / lam_b + 2 * delta * lam_b)
+    if piece_a is not None and f_a >= f_b:  # nu > 0: the step ends on the constraint's boundary
+        step = -(c / s) * y
+        if A > 0 and 0 < lam_a < np.inf:
+            step = step + (x - (r / s) * y) / lam_a
+        return step, case
+    if f_b == -np.inf:
+        return None, case  # no reward gradient to follow
+    return x / lam_b, case
 
 
 class CPO(PPOLag):
@@ -64,6 +129,7 @@ class CPO(PPOLag):
         self.line_search_shrinking_factor = float(line_search_shrinking_factor)
         self.line_search_max_iter = int(line_search_max_iter)
         self._violation: float | None = None
+        self._episode_length = 1.0
         super().__init__(policy, env, target_kl=target_kl, **kwargs)
 
     def _setup_model(self) -> None:
@@ -77,32 +143,11 @@ class CPO(PPOLag):
         mean_cost = self._window_mean_cost()
         if mean_cost is not None:
             self._violation = float(mean_cost[0] - float(self.cost_limit))
+            self._episode_length = self._window_mean_length()
 
     def _flat_grad(self, value: th.Tensor, params: list[th.Tensor], **kwargs) -> th.Tensor:
         grads = th.autograd.grad(value, params, **kwargs)
         return th.cat([g.reshape(-1) for g in grads])
-
-    def _direction(self, g, b, x, y, c: float, delta: float) -> tuple[th.Tensor, int]:
-        """The step of the dual's closed form (OmniSafe's case numbering) and its case."""
-        q, r, s = float(g @ x), float(g @ y), float(b @ y)
-        if float(b @ b) <= 1e-6 and c < 0:
-            return x * np.sqrt(2 * delta / (q + EPS)), 4  # the constraint cannot bind: TRPO
-        A, B = q - r**2 / (s + EPS), 2 * delta - c**2 / (s + EPS)
-        if c < 0 and B < 0:
-            return x * np.sqrt(2 * delta / (q + EPS)), 3  # the whole trust region is feasible
-        if B < 0:
-            return -np.sqrt(2 * delta / (s + EPS)) * y, 0  # infeasible everywhere: recover
-        lam_a, lam_b = np.sqrt(max(A, 0.0) / (B + EPS)), np.sqrt(q / (2 * delta))
-        bound = r / (c + EPS)
-        if c < 0:
-            lam_a, lam_b = np.clip(lam_a, 0, max(bound, 0)), max(lam_b, bound)
-        else:
-            lam_a, lam_b = max(lam_a, bound), np.clip(lam_b, 0, max(bound, 0))
-        f_a = -0.5 * (A / (lam_a + EPS) + B * lam_a) - r * c / (s + EPS)
-        f_b = -0.5 * (q / (lam_b + EPS) + 2 * delta * lam_b)
-        lam = lam_a if f_a >= f_b else lam_b
-        nu = max(lam * c - r, 0.0) / (s + EPS)
-        return (x - nu * y) / (lam + EPS), 1 if c >= 0 else 2
 
     def train(self) -> None:
         self._update_multiplier()
@@ -116,8 +161,7 @@ class CPO(PPOLag):
         if self.normalize_advantage and len(advantages) > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + EPS)
         cost_advantages = data.cost_advantages[:, 0] - data.cost_advantages[:, 0].mean()
-        starts = self.rollout_buffer.episode_starts.sum()
-        episode_length = float(self.rollout_buffer.buffer_size * self.n_envs / max(starts, 1.0))
+        episode_length = self._episode_length
 
         with th.no_grad():
             old_distribution = copy.copy(self.policy.get_distribution(data.observations))
@@ -145,36 +189,43 @@ class CPO(PPOLag):
         if not np.isfinite(c):  # no finished episode yet: nothing known about the cost
             direction, case = x * np.sqrt(2 * self.target_kl / (float(g @ x) + EPS)), 4
         else:
-            direction, case = self._direction(g.detach(), b.detach(), x, y, c, self.target_kl)
+            direction, case = cpo_direction(g.detach(), b.detach(), x, y, c, self.target_kl)
+        rejected = direction is None or not bool(th.isfinite(direction).all())
 
         originals = [p.detach().clone() for p in actor]
         accepted, step = False, 1.0
         old_reward, old_cost = reward_surrogate.item(), cost_surrogate.item()
+        slack = max(-c, 0.0) if np.isfinite(c) else np.inf
         with th.no_grad():
-            for _ in range(self.line_search_max_iter):
+            for _ in range(0 if rejected else self.line_search_max_iter):
                 self._set_actor(actor, originals, step * direction)
-                new_distribution = self.policy.get_distribution(data.observations)
+                try:
+                    new_distribution = self.policy.get_distribution(data.observations)
+                except ValueError:  # the step made the distribution invalid (torch's validation)
+                    step *= self.line_search_shrinking_factor
+                    continue
                 new_ratio = th.exp(new_distribution.log_prob(actions) - data.old_log_prob)
                 new_reward = (new_ratio * advantages).mean().item()
                 new_cost = episode_length * (new_ratio * cost_advantages).mean().item()
                 new_kl = kl_divergence(new_distribution, old_distribution).mean().item()
-                slack = max(-c, 0.0) if np.isfinite(c) else np.inf
                 if (
                     np.isfinite(new_reward)
                     and new_kl <= self.target_kl
-                    and (case == 0 or new_reward >= old_reward)
+                    and (case <= 1 or new_reward >= old_reward)  # recovery may give up reward
                     and new_cost - old_cost <= slack
                 ):
                     accepted = True
                     break
                 step *= self.line_search_shrinking_factor
             if not accepted:
-                self._set_actor(actor, originals, th.zeros_like(direction))
+                for param, original in zip(actor, originals):
+                    param.data = original.clone()
 
         value_losses, cost_value_losses = self._fit_critics(actor)
         self._n_updates += 1
         self.logger.record("train/cpo_case", case)
         self.logger.record("train/line_search_accepted", float(accepted))
+        self.logger.record("train/step_rejected", float(rejected))
         self.logger.record("train/step_fraction", step if accepted else 0.0)
         self.logger.record("train/violation", float(c) if np.isfinite(c) else float("nan"))
         self.logger.record("train/value_loss", np.mean(value_losses))

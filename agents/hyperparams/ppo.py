@@ -57,8 +57,9 @@ PPO_LAG_SCALED_TUNED = dict(
 )
 
 # The paper's settings (Malik et al. 2022, after Ray et al. 2019's PPO-Lagrangian): a softplus
-# multiplier starting at 1 with learning rate 1, cost GAE lambda 1.0, the cost advantage only
-# centred. Kept reachable for comparison; ppo-lag's defaults above differ where measured better.
+# multiplier starting at 1 with learning rate 1, its parameter stepped by Adam on the violation
+# (Ray et al.'s penalty update), cost GAE lambda 1.0, the cost advantage only centred. Kept
+# reachable for comparison; ppo-lag's defaults above differ where measured better.
 PPO_LAG_PAPER = dict(
     PPO,
     cost_gamma=0.99,
@@ -66,7 +67,7 @@ PPO_LAG_PAPER = dict(
     cost_vf_coef=0.5,
     scale_cost_advantage=False,
     lagrangian="gradient",
-    lagrange_kwargs=dict(initial_value=1.0, lr=1.0, optimizer="sgd", parameterization="softplus"),
+    lagrange_kwargs=dict(initial_value=1.0, lr=1.0, optimizer="adam", parameterization="softplus"),
 )
 
 PPO_PID_LAG = dict(

@@ -10,6 +10,13 @@ costs are minimised), ``J_C_i`` the mean episodic cost of the recent episodes an
 limit. For ``kappa`` above a finite threshold the penalised problem has the constrained
 problem's solution; no multiplier is learned. As in OmniSafe's P3O, the ``(1 - gamma)`` factor
 of the paper's violation term is dropped, since the limit is on the undiscounted episodic cost.
+
+Units (the same convention as this project's CPO): ``J_C - d`` is episodic, while the surrogate
+is a mean over steps, so the surrogate is multiplied by ``L``, the mean length of the episodes
+whose costs give ``J_C``: both terms of the hinge are then changes of the episodic cost. Without
+it the hinge is off by about ``L`` wherever the cost arrives once per episode (PruneEnv: at its
+last step), and the penalty reacts to the violation alone. OmniSafe adds the per-step mean as it
+is, which is the same only for costs spread evenly over the steps.
 Everything else (cost critic, cost GAE, rollouts, costs from ``info``) is PPOLag's.
 """
 
@@ -37,7 +44,16 @@ class P3O(PPOLag):
             raise ValueError(f"kappa must be >= 0, got {kappa}")
         self.kappa = float(kappa)
         self._violation = None
+        self._episode_length = 1.0
         super().__init__(policy, env, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        if self.scale_cost_advantage:
+            raise ValueError(
+                "P3O adds its cost surrogate to the episodic violation J_C - d, so the cost advantage "
+                "must keep cost units: scale_cost_advantage=True divides it by the reward advantage's std"
+            )
 
     def _update_multiplier(self) -> None:
         """No multiplier: the violation ``J_C - d`` of the window's episodes (kept from the last
@@ -46,7 +62,9 @@ class P3O(PPOLag):
         if mean_cost is None:
             return
         self._violation = mean_cost - np.atleast_1d(np.asarray(self.cost_limit, dtype=np.float64))
+        self._episode_length = self._window_mean_length()
         self.logger.record("train/p3o_violation", float(self._violation[0]))
+        self.logger.record("train/p3o_episode_length", self._episode_length)
 
     def _policy_loss(
         self, rollout_data, ratio: th.Tensor, clip_range: float, multipliers: th.Tensor
@@ -58,6 +76,7 @@ class P3O(PPOLag):
         if self._violation is None:  # no finished episode yet: nothing to constrain
             return reward_loss
         clipped = th.clamp(ratio, 1 - clip_range, 1 + clip_range).unsqueeze(-1)
-        cost_surrogate = th.max(cost_advantages * ratio.unsqueeze(-1), cost_advantages * clipped).mean(0)
+        per_step = th.max(cost_advantages * ratio.unsqueeze(-1), cost_advantages * clipped).mean(0)
+        cost_surrogate = self._episode_length * per_step  # the episodic scale of the violation
         violation = th.as_tensor(self._violation, dtype=cost_surrogate.dtype, device=cost_surrogate.device)
         return reward_loss + self.kappa * F.relu(cost_surrogate + violation).sum()

@@ -26,7 +26,7 @@ from agents.common.buffers import CostRolloutBuffer
 from agents.common.lagrange import Lagrange, make_lagrange
 from agents.common.limits import env_budget_limit
 from agents.ppo_lag.policies import CostActorCriticPolicy
-from prune_env.costs import read_costs
+from prune_env.cost_convention import read_costs
 
 
 class PPOLag(PPO):
@@ -133,16 +133,21 @@ class PPOLag(PPO):
         if self.lagrange is None:  # a loaded model keeps its saved multiplier
             self.lagrange = make_lagrange(self.lagrangian, limits, **self.lagrange_kwargs)
         self.ep_cost_buffer: deque = deque(maxlen=max(self._stats_window_size, self.cost_window or 0))
+        self.ep_length_buffer: deque = deque(maxlen=self.ep_cost_buffer.maxlen)
         self._rollout_episode_costs: list[np.ndarray] = []
+        self._rollout_episode_lengths: list[int] = []
         self._running_costs = np.zeros((self.n_envs, self.n_costs))
+        self._running_lengths = np.zeros(self.n_envs, dtype=np.int64)
 
     def _setup_learn(
         self, total_timesteps, callback=None, reset_num_timesteps=True, tb_log_name="run", progress_bar=False
     ):
         if reset_num_timesteps or self._last_obs is None:
             self._running_costs = np.zeros((self.n_envs, self.n_costs))  # the env is reset
+            self._running_lengths = np.zeros(self.n_envs, dtype=np.int64)
         if reset_num_timesteps:
             self.ep_cost_buffer.clear()
+            self.ep_length_buffer.clear()
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     @property
@@ -174,7 +179,7 @@ class PPOLag(PPO):
         self.policy.set_training_mode(False)
         n_steps = 0
         rollout_buffer.reset()
-        self._rollout_episode_costs = []
+        self._rollout_episode_costs, self._rollout_episode_lengths = [], []
         if self.use_sde:
             self.policy.reset_noise(env.num_envs)
         callback.on_rollout_start()
@@ -206,12 +211,15 @@ class PPOLag(PPO):
                 actions = actions.reshape(-1, 1)
 
             self._running_costs += costs
+            self._running_lengths += 1
             for idx, done in enumerate(dones):
                 if not done:
                     continue
                 self._rollout_episode_costs.append(self._running_costs[idx].copy())
+                self._rollout_episode_lengths.append(int(self._running_lengths[idx]))
                 self.ep_cost_buffer.append(self._running_costs[idx].copy())
-                self._running_costs[idx] = 0.0
+                self.ep_length_buffer.append(int(self._running_lengths[idx]))
+                self._running_costs[idx], self._running_lengths[idx] = 0.0, 0
                 if infos[idx].get("terminal_observation") is not None and infos[idx].get(
                     "TimeLimit.truncated", False
                 ):
@@ -265,6 +273,16 @@ class PPOLag(PPO):
         if self.cost_window is not None:
             episodes = list(self.ep_cost_buffer)[-self.cost_window :]
         return np.mean(np.stack(episodes), axis=0)
+
+    def _window_mean_length(self) -> float | None:
+        """The mean length of the episodes :meth:`_window_mean_cost` averages (``None`` likewise):
+        what turns a per-step cost surrogate into the episodic cost the limit is on."""
+        if not self._rollout_episode_lengths:
+            return None
+        lengths = self._rollout_episode_lengths
+        if self.cost_window is not None:
+            lengths = list(self.ep_length_buffer)[-self.cost_window :]
+        return float(np.mean(lengths))
 
     def _update_multiplier(self) -> None:
         """Once per rollout, before the policy update, from :meth:`_window_mean_cost`."""

@@ -55,7 +55,11 @@ def test_pid_integral_is_the_classic_multiplier_and_terms_add():
 
 @pytest.mark.parametrize(
     "kind, kwargs",
-    [("gradient", {"optimizer": "adam", "lr": 0.1}), ("pid", {"kp": 0.3, "ki": 0.2, "kd": 0.4})],
+    [
+        ("gradient", {"optimizer": "adam", "lr": 0.1}),
+        ("gradient", {"optimizer": "adam", "lr": 1.0, "parameterization": "softplus"}),  # ppo-lag-paper's
+        ("pid", {"kp": 0.3, "ki": 0.2, "kd": 0.4}),
+    ],
 )
 def test_state_dict_round_trip_resumes_identically(kind, kwargs):
     costs = [0.9, 0.7, 1.2, 0.1, 0.4, 0.8]
@@ -85,8 +89,8 @@ def test_softplus_multiplier_steps_on_its_preimage():
     lag = GradientLagrange(cost_limit=1.0, initial_value=1.0, lr=0.5, parameterization="softplus")
     xi = np.log(np.expm1(1.0))
     assert lag.value == pytest.approx(1.0)
-    lag.update(3.0)  # violation 2
-    xi += 0.5 * 2.0 / (1 + np.exp(-xi))
+    lag.update(3.0)  # violation 2: xi steps by lr * violation (Ray et al.), not scaled by sigmoid(xi)
+    xi += 0.5 * 2.0
     assert lag.value == pytest.approx(np.log1p(np.exp(xi)))
     for _ in range(200):
         lag.update(0.0)  # satisfied: lambda shrinks toward 0 but stays positive
@@ -96,3 +100,29 @@ def test_softplus_multiplier_steps_on_its_preimage():
     assert restored.update(2.0) == pytest.approx(lag.update(2.0))
     with pytest.raises(ValueError, match="initial_value > 0"):
         GradientLagrange(cost_limit=1.0, initial_value=0.0, parameterization="softplus")
+
+
+def test_softplus_multiplier_returns_from_zero_as_fast_as_it_left():
+    """Twenty satisfied updates take lambda from 1 to below 1e-4; twenty violated ones of the same
+    size bring it back. (Stepping xi by sigmoid(xi) * violation, lambda neither falls that fast nor
+    comes back: near 0 each step shrinks with lambda itself.)"""
+    lag = GradientLagrange(cost_limit=1.0, initial_value=1.0, lr=0.5, parameterization="softplus")
+    for _ in range(20):
+        lag.update(0.0)
+    assert lag.value < 1e-4
+    rounds = 0
+    while lag.value < 1.0 - 1e-9:
+        lag.update(2.0)
+        rounds += 1
+    assert rounds == 20
+
+
+def test_a_softplus_multiplier_at_its_bound_turns_back_at_once():
+    lag = GradientLagrange(
+        cost_limit=1.0, initial_value=1.0, lr=1.0, upper_bound=2.0, parameterization="softplus"
+    )
+    for _ in range(50):
+        lag.update(3.0)  # far over the limit: lambda rises to its bound and stays there
+    assert lag.value == pytest.approx(2.0)
+    lag.update(0.0)
+    assert lag.value < 2.0  # xi did not run on past the bound while lambda was clipped
