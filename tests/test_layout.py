@@ -11,7 +11,8 @@ Floors, bottom up (a file may import its own floor and the floors below):
 6. the pruning instance, ``prune_env.problem``;
 7. the MDP: ``prune_env.env`` and ``prune_env.wrappers``;
 8. reloading a run, ``prune_env.deploy.reload``, and the public face ``prune_env/__init__``;
-9. ``agents`` (the cost convention and wrappers only, never the env itself);
+9. ``agents`` (the cost convention, wrappers and errors only; never ``prune_env.env`` by name, though
+   importing any ``prune_env`` module runs the package's ``__init__``, which loads it);
 10. the application, ``prune_env.app`` (the only place that imports both the core and ``agents``);
 11. the benchmark harness, ``benchmarks`` (the app's public names: ``prune_env.app``, never its modules).
 """
