@@ -32,6 +32,7 @@ from agents.ppo_lag import PPOLag
 from agents.sac_lag import SACLag
 from prune_env.wrappers import (
     ClipToBudget,
+    CostOverLimit,
     CostPenalty,
     MultiBinaryAsMultiDiscrete,
     Saute,
@@ -155,7 +156,8 @@ def get_agent_spec(name: str) -> AgentSpec:
 def wrap_for_agent(
     name: str, env: gym.Env, *, penalty_coef: float = 1.0, cost_limit: float | None = None
 ) -> gym.Env:
-    """The wrappers the named agent trains through, around one ``gym.Env``: SensitivityFeatures
+    """The wrappers the named agent trains through, around one ``gym.Env``: CostOverLimit (an
+    env that draws its limit per episode), SensitivityFeatures
     (``ppo-lag-sensitive``), ClipToBudget (AMC) or ScaleToBudget (``ppo-lag-scaled``), action
     rescaling to [-1, 1] for Gaussian policies, CostPenalty for the penalty agents, Saute
     (budget ``cost_limit``, default the env's) for the Sauté agents. For several environments,
@@ -168,6 +170,8 @@ def wrap_for_agent(
         raise ValueError(
             f"agent {name!r} needs a {spec.action_space.__name__} action space: make the env with {hint}"
         )
+    if getattr(env.unwrapped, "draws_limits", False):
+        env = CostOverLimit(env)  # one cost limit (1) for every drawn limit
     if spec.sensitivity:
         env = SensitivityFeatures(env)
     if spec.clip_to_budget:

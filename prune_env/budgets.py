@@ -196,12 +196,17 @@ def make_budget(spec) -> Budget:
     raise BudgetError(f"a budget must be a name, a Budget or a callable, got {type(spec).__name__}")
 
 
-def make_budgets(spec, limit) -> tuple[list[Budget], list[float]]:
-    """Normalize ``budget`` / ``budget_limit`` arguments to two lists of equal length."""
+def make_budget_list(spec) -> list[Budget]:
+    """The ``budget`` argument (one budget or a list) as a list of budgets."""
     specs = list(spec) if isinstance(spec, (list, tuple)) else [spec]
     if not specs:
         raise BudgetError("budget must name at least one budget")
-    budgets = [make_budget(s) for s in specs]
+    return [make_budget(s) for s in specs]
+
+
+def make_budgets(spec, limit) -> tuple[list[Budget], list[float]]:
+    """Normalize ``budget`` / ``budget_limit`` arguments to two lists of equal length."""
+    budgets = make_budget_list(spec)
     limits = list(limit) if isinstance(limit, (list, tuple)) else [limit]
     if len(limits) != len(budgets):
         raise BudgetError(

@@ -51,6 +51,19 @@ DESCRIPTOR_NAMES = (
     "progress",
 )
 
+# Ratio mode's fixed-length stand-in for the per-unit importance vector (whose length is the
+# widest group's), so that one policy reads every network: see the class docstring.
+IMPORTANCE_QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9)
+SUMMARY_NAMES = (
+    "log_width",
+    "budget_is_macs",
+    "budget_floor",
+    *(f"importance_q{int(100 * q):02d}" for q in IMPORTANCE_QUANTILES),
+    "importance_mean",
+    "importance_std",
+)
+OBSERVATIONS = ("units", "summary")
+
 
 class PruneEnv(gym.Env):
     """
@@ -85,7 +98,9 @@ class PruneEnv(gym.Env):
     on the step where this happened.
 
     ## Observation Space
-    ``Box(-1, 1, (15 + max_units,), float32)``:
+    ``observation="units"`` (the default in mask mode): ``Box(-1, 1, (15 + max_units,), float32)``;
+    ``observation="summary"`` (the default in ratio mode): ``Box(-1, 1, (26,), float32)``, one
+    length for every network, so one policy runs on any of them. Entries 0-14 are shared:
 
     | index | name | meaning |
     |-------|------|---------|
@@ -104,7 +119,21 @@ class PruneEnv(gym.Env):
     | 12 | budget_limit | the first budget's limit (1 for callable budgets) |
     | 13 | budget_remaining | budget_limit - budget_used |
     | 14 | progress | groups decided / number of groups |
-    | 15.. | importance | L1 magnitude of each unit of the group / the group's largest, zero-padded to max_units |
+    | 15.. | importance | ``units``: L1 magnitude of each unit of the group / the group's largest, zero-padded to max_units |
+
+    ``summary`` replaces the per-unit vector by eleven entries:
+
+    | index | name | meaning |
+    |-------|------|---------|
+    | 15 | log_width | log2(units of the group) / 12 (the absolute width; 4,096 units is 1) |
+    | 16 | budget_is_macs | 1 when entry 11 estimates MACs (FLOPs, latency, callables), 0 for parameters |
+    | 17 | budget_floor | the estimate of entry 11 if this group and every later one kept one unit: the least the episode can still reach |
+    | 18-23 | importance_q00 .. q90 | quantiles 0, 0.1, 0.25, 0.5, 0.75, 0.9 of the group's units' L1 magnitude / the group's largest |
+    | 24 | importance_mean | their mean |
+    | 25 | importance_std | their standard deviation |
+
+    The committed leaderboards' ratio-mode entries were trained on ``units``: their grids set
+    ``observation: units``, so a re-run reproduces them.
 
     The estimate in entry 11 is exact for parameters, and for FLOPs on sequential and residual
     networks (it counts what the FLOPs budget counts: biases, norms, activations and pooling
@@ -127,9 +156,23 @@ class PruneEnv(gym.Env):
     cached by the kept widths). ``budget_limit`` is not enforced by the env; agents read it from
     ``env.unwrapped.budget_limit`` and ``info["constraint_satisfied"]`` reports it.
 
+    ## Instance distributions
+    ``budget_limit`` may be a ``(low, high)`` range or a list of values (with several budgets,
+    one such form per budget; :mod:`prune_env.limits`): each ``reset`` draws the episode's limit
+    from the env's seeded generator, and entry 12, ``info["budget_limits"]`` and the episode's
+    :class:`prune_env.ScoredMask` (``limits``) carry it. ``task`` may be a list of tasks: each
+    ``reset`` draws one (its :class:`~prune_env.PruneProblem` is built once, at construction,
+    and kept). ``reset(options={"task": name, "budget_limit": x})`` picks either for one episode.
+    Task lists work in both action modes (mask mode pads to the widest group of any task); the
+    summary observation gives them one layout. Constrained agents read the limit in force from
+    ``env.unwrapped.budget_limit``; when it is drawn, :class:`prune_env.wrappers.CostOverLimit`
+    reports the cost as a share of the drawn limit, so one ``cost_limit`` of 1 holds for every
+    episode (the agent registry adds it for such envs).
+
     ## Episode End
     Terminates after one step per group (``num_groups`` steps). Never truncated.
-    Final-step ``info``: ``accuracy``, ``params_ratio``, ``flops_ratio``, ``cost``, ``costs``,
+    Reset ``info``: ``group``, ``step``, ``task``, ``budget_limits`` (the limits in force).
+    Final-step ``info``: ``task``, ``budget_limits``, ``accuracy``, ``params_ratio``, ``flops_ratio``, ``cost``, ``costs``,
     ``budgets`` (name -> value), ``constraint_satisfied``, ``masks`` (group name -> kept unit
     indices), ``widths`` (group name -> kept width), and ``scored``: all of these as one
     :class:`prune_env.ScoredMask`, with the scoring protocol, ready for JSON
@@ -141,15 +184,16 @@ class PruneEnv(gym.Env):
 
     | argument | default | meaning |
     |----------|---------|---------|
-    | problem | None | a :class:`prune_env.PruneProblem` to step over, instead of the arguments below |
+    | problem | None | a :class:`prune_env.PruneProblem` (or a list of them) to step over, instead of the arguments below |
     | action_mode | "mask" | "mask" or "ratio" |
-    | task | "fashion-mnist-cnn" | a name from ``prune_env.list_tasks()``, an entry-point task, or your own ``FILE.py:FUNCTION`` / ``module:FUNCTION`` (``prune_env.zoo.user_tasks``); ignored when ``model`` is given |
+    | observation | "auto" | "units", "summary", or "auto": "summary" in ratio mode, "units" in mask mode |
+    | task | "fashion-mnist-cnn" | a name from ``prune_env.list_tasks()``, an entry-point task, or your own ``FILE.py:FUNCTION`` / ``module:FUNCTION`` (``prune_env.zoo.user_tasks``), or a list of these (one drawn per episode); ignored when ``model`` is given |
     | model | None | your own trained ``nn.Module`` instead of a task |
     | eval_data | None | with ``model``: ``(inputs, labels)`` tensors or a DataLoader (validation data) |
     | train_data | None | with ``model``: training data for ``finetune_steps`` (same forms) |
     | example_inputs | None | with ``model``: a batch for tracing; default the first 2 eval inputs |
     | budget | "params" | "params", "flops", "latency", "ort-latency", a ``Budget``, a callable, or a list of these |
-    | budget_limit | 0.1 | a float, or a list with one limit per budget |
+    | budget_limit | 0.1 | a float, a ``(low, high)`` range or a list of values (drawn per episode), or with several budgets one of these per budget |
     | eval_samples | 1000 | validation images scored for the reward |
     | finetune_steps | 0 | Adam steps on training data before scoring |
     | finetune_batch_size, finetune_lr | 64, 3e-4 | the fine-tune's batch size and learning rate |
@@ -166,28 +210,44 @@ class PruneEnv(gym.Env):
     ```
 
     ## Version History
-    - v0: initial release.
+    - v0: initial release; limits drawn per episode, task lists and the ratio mode's summary
+      observation were added without changing what a fixed-limit, one-task, mask-mode env does.
     """
 
     metadata = {"render_modes": []}
 
     def __init__(
         self,
-        task: str | None = None,
+        task: str | list[str] | None = None,
         *,
-        problem: PruneProblem | None = None,
+        problem: PruneProblem | list[PruneProblem] | None = None,
         action_mode: str = "mask",
+        observation: str = "auto",
         **problem_args,
     ):
         super().__init__()
         if action_mode not in ("mask", "ratio"):
             raise ValueError(f"action_mode must be 'mask' or 'ratio', got {action_mode!r}")
+        if observation not in ("auto", *OBSERVATIONS):
+            raise ValueError(f"observation must be 'auto', 'units' or 'summary', got {observation!r}")
         if problem is not None and (task is not None or problem_args):
             raise ValueError("pass either problem=... or the arguments that build one, not both")
-        self.problem = problem if problem is not None else PruneProblem(task, **problem_args)
+        problems = _problems(task, problem, problem_args)
+        self.problems: dict[str, PruneProblem] = {}
+        for p in problems:
+            if p.task in self.problems:
+                raise ValueError(f"task {p.task!r} is listed twice: give each task once")
+            self.problems[p.task] = p
+        self.problem = problems[0]
         self.action_mode = action_mode
-        self._descriptors = self._static_descriptors()
-        self.observation_space = spaces.Box(-1.0, 1.0, (len(DESCRIPTOR_NAMES) + self.max_units,), np.float32)
+        self.observation_kind = (
+            observation if observation != "auto" else ("summary" if action_mode == "ratio" else "units")
+        )
+        self._max_units = max(p.max_units for p in problems)
+        self._descriptors = {name: self._static_descriptors(p) for name, p in self.problems.items()}
+        self._summaries = {name: _importance_summaries(p) for name, p in self.problems.items()}
+        tail = len(SUMMARY_NAMES) if self.observation_kind == "summary" else self.max_units
+        self.observation_space = spaces.Box(-1.0, 1.0, (len(DESCRIPTOR_NAMES) + tail,), np.float32)
         if action_mode == "mask":
             self.action_space = spaces.MultiBinary(self.max_units)
         else:
@@ -207,7 +267,13 @@ class PruneEnv(gym.Env):
 
     @property
     def max_units(self) -> int:
-        return self.problem.max_units
+        """The widest group's number of units (over every task of a task list)."""
+        return self._max_units
+
+    @property
+    def tasks(self) -> list[str]:
+        """The tasks episodes are drawn from (one for an env over one problem)."""
+        return list(self.problems)
 
     @property
     def budget_limit(self) -> float | list[float]:
@@ -217,6 +283,11 @@ class PruneEnv(gym.Env):
     @property
     def budget_limits(self) -> list[float]:
         return self.problem.budget_limits
+
+    @property
+    def draws_limits(self) -> bool:
+        """Whether each episode draws its limit (``budget_limit`` a range or a list)."""
+        return self.problem.draws_limits
 
     @property
     def skipped_groups(self) -> dict[str, str]:
@@ -230,7 +301,7 @@ class PruneEnv(gym.Env):
 
     @finetune_steps.setter
     def finetune_steps(self, steps: int) -> None:
-        self.problem.finetune_steps = steps
+        self.set_scoring(finetune_steps=steps)
 
     @property
     def bn_recalibration(self) -> int:
@@ -239,21 +310,50 @@ class PruneEnv(gym.Env):
 
     @bn_recalibration.setter
     def bn_recalibration(self, batches: int) -> None:
-        self.problem.bn_recalibration = batches
+        self.set_scoring(bn_recalibration=batches)
 
     def set_scoring(self, *, finetune_steps: int | None = None, bn_recalibration: int | None = None) -> None:
         """Change the scoring protocol between episodes (a method, so that ``VecEnv.env_method``
-        reaches environments in other processes through their wrappers)."""
-        self.problem.set_scoring(finetune_steps=finetune_steps, bn_recalibration=bn_recalibration)
+        reaches environments in other processes through their wrappers); every task's."""
+        for p in self.problems.values():
+            p.set_scoring(finetune_steps=finetune_steps, bn_recalibration=bn_recalibration)
 
     # --- the MDP ----------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode: draw its task (a task list) and its limit (a range or a list).
+
+        ``options={"task": name}`` picks the task and ``options={"budget_limit": x}`` fixes the
+        limit (a float, or one per budget) for this episode only; neither draws then."""
         super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = sorted(set(options) - {"task", "budget_limit"})
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; known: 'task', 'budget_limit'")
+        if "task" in options:
+            name = options["task"]
+            if name not in self.problems:
+                raise ValueError(f"task {name!r} is not one of this env's tasks {self.tasks}")
+        elif len(self.problems) > 1:
+            name = self.tasks[int(self.np_random.integers(len(self.problems)))]
+        else:
+            name = self.problem.task
+        problem = self.problems[name]
+        if "budget_limit" in options:
+            problem.set_budget_limit(options["budget_limit"])  # checked before anything changes
+        else:
+            problem.draw_budget_limit(self.np_random)  # a fixed limit draws nothing
+        self.problem = problem
         self.problem.restore_dense()
         self._step_index = 0
         self._keep = [np.ones(g.width, dtype=bool) for g in self.groups]
-        return self._observation(), {"group": self.groups[0].name, "step": 0}
+        info = {
+            "group": self.groups[0].name,
+            "step": 0,
+            "task": name,
+            "budget_limits": list(self.budget_limits),
+        }
+        return self._observation(), info
 
     def step(self, action):
         if self._step_index is None or self._step_index >= self.num_groups:
@@ -267,7 +367,7 @@ class PruneEnv(gym.Env):
             info.update(cost=0.0, costs=[0.0] * len(self.problem.budgets))
             return self._observation(), 0.0, False, False, info
         scored = self.problem.score([k.copy() for k in self._keep], source="episode", rng=self.np_random)
-        info.update(scored.info())
+        info.update(scored.info(), task=self.problem.task, budget_limits=list(scored.limits))
         return self._observation(), scored.accuracy, True, False, info
 
     def action_masks(self) -> np.ndarray:
@@ -336,14 +436,14 @@ class PruneEnv(gym.Env):
 
     # --- observations -----------------------------------------------------------------------
 
-    def _static_descriptors(self) -> np.ndarray:
-        groups = self.groups
+    def _static_descriptors(self, problem: PruneProblem) -> np.ndarray:
+        groups = problem.groups
         max_in = max(g.in_width for g in groups)
         max_kernel = max(g.kernel_size for g in groups)
         max_stride = max(g.stride for g in groups)
         rows = [
             [
-                g.index / max(self.num_groups - 1, 1), float(g.kind == "conv"), float(g.kind == "linear"),
+                g.index / max(problem.num_groups - 1, 1), float(g.kind == "conv"), float(g.kind == "linear"),
                 float(g.coupled), float(g.tied), g.width / self.max_units, g.in_width / max_in,
                 g.kernel_size / max_kernel, g.stride / max_stride, g.params_share, g.flops_share,
             ]
@@ -352,18 +452,51 @@ class PruneEnv(gym.Env):
         return np.clip(np.asarray(rows, dtype=np.float32), 0.0, 1.0)
 
     def _observation(self) -> np.ndarray:
+        problem = self.problem
         index = min(self._step_index, self.num_groups - 1)
-        used = self.problem.estimated_budget(self._keep)
-        limit = min(self.budget_limits[0], 1.0) if self.problem.budgets[0].relative else 1.0
+        used = problem.estimated_budget(self._keep)
+        limit = min(self.budget_limits[0], 1.0) if problem.budgets[0].relative else 1.0
         dynamic = [used, limit, limit - used, self._step_index / self.num_groups]
-        scores = np.zeros(self.max_units, dtype=np.float32)
-        importance = self.problem.importance[index]
-        scores[: len(importance)] = importance / max(importance.max(), 1e-12)
-        obs = np.concatenate([self._descriptors[index], np.asarray(dynamic, dtype=np.float32), scores])
+        if self.observation_kind == "summary":
+            floor = list(self._keep)
+            for g in self.groups[index:] if self._step_index < self.num_groups else []:
+                floor[g.index] = problem.keep_largest(g, 0.0)
+            macs = float(problem.estimate_kind != "params")
+            tail = np.concatenate([[np.log2(self.groups[index].width) / 12.0, macs, problem.estimated_budget(floor)],
+                                   self._summaries[problem.task][index]]).astype(np.float32)  # fmt: skip
+        else:
+            tail = np.zeros(self.max_units, dtype=np.float32)
+            importance = problem.importance[index]
+            tail[: len(importance)] = importance / max(importance.max(), 1e-12)
+        descriptors = self._descriptors[problem.task][index]
+        obs = np.concatenate([descriptors, np.asarray(dynamic, dtype=np.float32), tail])
         return np.clip(obs, -1.0, 1.0).astype(np.float32)
 
     def __repr__(self) -> str:
         return f"PruneEnv({self.problem!r}, action_mode={self.action_mode!r})"
+
+
+def _problems(task, problem, problem_args) -> list[PruneProblem]:
+    """The problems an env steps over: the one or many given, or one built per task."""
+    if problem is not None:
+        problems = list(problem) if isinstance(problem, (list, tuple)) else [problem]
+    elif isinstance(task, (list, tuple)):
+        problems = [PruneProblem(t, **problem_args) for t in task]
+    else:
+        return [PruneProblem(task, **problem_args)]
+    if not problems:
+        raise ValueError("a task list needs at least one task")
+    return problems
+
+
+def _importance_summaries(problem: PruneProblem) -> np.ndarray:
+    """Per group: quantiles, mean and standard deviation of its units' L1 importance over the
+    group's largest (ratio mode's fixed-length stand-in for the per-unit vector)."""
+    rows = []
+    for importance in problem.importance:
+        relative = importance / max(float(importance.max()), 1e-12)
+        rows.append([*np.quantile(relative, IMPORTANCE_QUANTILES), relative.mean(), relative.std()])
+    return np.asarray(rows, dtype=np.float32)
 
 
 def _as_array(action, what: str) -> np.ndarray:

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from prune_env.budgets import BudgetCache, CallableBudget, Flops, Params, make_budgets
+from prune_env.budgets import BudgetCache, CallableBudget, Flops, Params, make_budget_list, make_budgets
+from prune_env.limits import LimitDistribution, parse_limits
 from prune_env.scored import ScoredMask, ScoringProtocol
 from prune_env.surgery.dependency_groups import GroupAnalysis, analyze
 from prune_env.surgery.estimate import StructureEstimate
@@ -50,7 +51,9 @@ class PruneProblem:
         train_data: with ``model``: training data for ``finetune_steps`` (same forms).
         example_inputs: with ``model``: a batch for tracing; default the first 2 eval inputs.
         budget: "params", "flops", "latency", "ort-latency", a ``Budget``, a callable, or a list.
-        budget_limit: a float, or a list with one limit per budget.
+        budget_limit: a float, or a list with one limit per budget; a ``(low, high)`` range or
+            a list of values per budget makes a distribution (:mod:`prune_env.limits`) that
+            :meth:`draw_budget_limit` draws from (the env draws once per episode).
         eval_samples, finetune_steps, finetune_batch_size, finetune_lr, bn_recalibration: the
             scoring protocol (:class:`ScoringProtocol`); ``finetune_steps`` and
             ``bn_recalibration`` can be changed between scores (:meth:`set_scoring`).
@@ -64,7 +67,9 @@ class PruneProblem:
     Attributes:
         model: the dense network (never mutated), on ``device``, in eval mode.
         groups: the :class:`PrunableGroup` s in forward order.
-        budgets, budget_limits: the budget functions and one limit per budget.
+        budgets, budget_limits: the budget functions and the limit in force for each (every
+            :class:`ScoredMask` records the limits it was scored against).
+        limit_distributions: what each budget's limit is drawn from (fixed ones draw nothing).
         importance: per group, the L1 magnitude of each unit.
         estimate: the analytic parameter and MAC counts of a partly pruned network.
         last_model, last_masks: the network and keep-arrays of the last :meth:`score` (a
@@ -96,9 +101,13 @@ class PruneProblem:
         if int(eval_samples) < 1:
             raise ValueError(f"eval_samples must be >= 1, got {eval_samples}")
         self.device = resolve_device(device)
-        self.budgets, limits = make_budgets(budget, budget_limit)
-        self.budget_limit: float | list[float] = limits if isinstance(budget, (list, tuple)) else limits[0]
-        self.budget_limits: list[float] = limits  # one per budget, whatever form budget_limit took
+        self.budgets = make_budget_list(budget)
+        self._several_budgets = isinstance(budget, (list, tuple))
+        self.limit_distributions: list[LimitDistribution] = parse_limits(self.budgets, budget_limit)
+        # Until a draw, a range's high end (a list's first value) is in force.
+        self.budget_limits: list[float] = [
+            d.choices[0] if d.choices else d.high for d in self.limit_distributions
+        ]  # one per budget, whatever form budget_limit took
         self.finetune_batch_size = int(finetune_batch_size)
         self.finetune_lr = float(finetune_lr)
         self.rng = np.random.default_rng(seed)
@@ -156,13 +165,34 @@ class PruneProblem:
             b.bind(self.model, self.example_inputs)
         self.budget_cache = BudgetCache(self.budgets)
         self._report_cache = BudgetCache(self._report)
-        self._estimate_kind = "params" if isinstance(self.budgets[0], Params) else "flops"
+        self.estimate_kind = "params" if isinstance(self.budgets[0], Params) else "flops"
 
     # --- the instance -----------------------------------------------------------------------
 
     @property
     def num_groups(self) -> int:
         return len(self.groups)
+
+    @property
+    def budget_limit(self) -> float | list[float]:
+        """The limit in force: a float, or a list when ``budget`` was a list."""
+        return list(self.budget_limits) if self._several_budgets else self.budget_limits[0]
+
+    @property
+    def draws_limits(self) -> bool:
+        """Whether ``budget_limit`` was a range or a list: each episode then draws its limit."""
+        return not all(d.fixed for d in self.limit_distributions)
+
+    def set_budget_limit(self, limit) -> None:
+        """Put a fixed limit in force (a float, or one per budget), checked as the constructor's;
+        every later score is measured against it."""
+        self.budget_limits = make_budgets(self.budgets, limit if self._several_budgets else [limit])[1]
+
+    def draw_budget_limit(self, rng: np.random.Generator) -> list[float]:
+        """Draw each budget's limit from its distribution and put it in force (a fixed limit
+        draws nothing from ``rng``)."""
+        self.budget_limits = [d.draw(rng) for d in self.limit_distributions]
+        return list(self.budget_limits)
 
     @property
     def max_units(self) -> int:
@@ -287,7 +317,7 @@ class PruneProblem:
         """The analytic estimate of the first budget for ``keep``, without pruning anything:
         exact for parameters; the MAC ratio stands in for FLOPs, latency and callables."""
         params, flops = self.estimate.ratios(keep)
-        return params if self._estimate_kind == "params" else flops
+        return params if self.estimate_kind == "params" else flops
 
     def fits_estimate(self, keep: Keep) -> bool:
         """Whether :meth:`estimated_budget` of ``keep`` is within the first budget's limit: the

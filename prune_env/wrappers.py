@@ -10,6 +10,8 @@
 - :class:`Saute`: Sauté RL's state augmentation, so any unconstrained algorithm learns under an
   episodic cost budget.
 - :class:`SensitivityFeatures`: each group's measured sensitivity to pruning in the observation.
+- :class:`CostOverLimit`: the cost as a share of the limit drawn for the episode, so one cost
+  limit (1) holds for an env whose limit is drawn per episode.
 """
 
 from __future__ import annotations
@@ -170,9 +172,10 @@ class Saute(gym.Wrapper):
     ):
         super().__init__(env)
         if budget is None:
-            limit = getattr(env.unwrapped, "budget_limit", None)
-            if limit is None:
-                raise ValueError("Saute needs budget=... (the env has no budget_limit)")
+            try:  # the outermost wrapper's (CostOverLimit's 1 for drawn limits), else the env's
+                limit = env.get_wrapper_attr("budget_limit")
+            except AttributeError:
+                raise ValueError("Saute needs budget=... (the env has no budget_limit)") from None
             budget = limit[0] if isinstance(limit, (list, tuple)) else limit
         if not np.isfinite(budget) or budget <= 0:
             raise ValueError(f"the Sauté budget must be a positive number, got {budget!r}")
@@ -206,6 +209,46 @@ class Saute(gym.Wrapper):
         return self._augment(obs), sauted, terminated, truncated, info
 
 
+class CostOverLimit(gym.Wrapper):
+    """Each cost divided by the limit in force for the episode (``env.unwrapped.budget_limits``),
+    so the constraint "cost <= limit" reads "cost <= 1" whatever limit an episode drew. The
+    wrapper's ``budget_limit`` is therefore 1 (a list of ones with several budgets), and a
+    constrained agent that takes its ``cost_limit`` from the env gets that. The unscaled costs
+    stay in ``info["raw_costs"]``.
+
+    Only for relative budgets (ratios): a callable's absolute value over its limit would be a
+    different constraint for a different limit scale, and is refused."""
+
+    def __init__(self, env: gym.Env):
+        base = env.unwrapped
+        if getattr(base, "problem", None) is None:
+            raise ValueError("CostOverLimit needs a PruneEnv (it reads the limits in force)")
+        absolute = [b.name for b in base.problem.budgets if not b.relative]
+        if absolute:
+            raise ValueError(
+                f"CostOverLimit scales ratio budgets only; {absolute} are absolute: give them a fixed limit"
+            )
+        super().__init__(env)
+        self._several = isinstance(base.budget_limit, list)
+
+    @property
+    def budget_limit(self) -> float | list[float]:
+        return [1.0] * len(self.env.unwrapped.budget_limits) if self._several else 1.0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        raw = read_costs(info)
+        limits = np.asarray(self.env.unwrapped.budget_limits, dtype=np.float64)
+        scaled = (raw / limits).tolist()
+        return (
+            obs,
+            reward,
+            terminated,
+            truncated,
+            {**info, "cost": scaled[0], "costs": scaled, "raw_costs": raw.tolist()},
+        )
+
+
 class SensitivityFeatures(gym.ObservationWrapper):
     """Each group's sensitivity to pruning, measured once, appended to PruneEnv's observation
     (the per-layer sensitivity analysis of Li et al. 2017, as a feature for the agent).
@@ -222,6 +265,8 @@ class SensitivityFeatures(gym.ObservationWrapper):
         problem = getattr(base, "problem", None)
         if getattr(base, "action_mode", None) is None or problem is None:
             raise ValueError("SensitivityFeatures needs a PruneEnv (it scores masks through env.problem)")
+        if len(getattr(base, "problems", {})) > 1:
+            raise ValueError("SensitivityFeatures measures one network once: give it an env over one task")
         super().__init__(env)
         self.ratio = float(ratio) if ratio is not None else uniform_ratio_within_budget(problem)
         if not 0.0 < self.ratio <= 1.0:

@@ -7,7 +7,7 @@ Floors, bottom up (a file may import its own floor and the floors below):
 2. the task zoo, ``prune_env.zoo``;
 3. network surgery, ``prune_env.surgery`` (groups, masking, export, the analytic estimate);
 4. the ONNX runtime helpers, ``prune_env.deploy.onnx_runtime``;
-5. what a mask is measured by: ``budgets``, ``scored``, ``cost_convention``;
+5. what a mask is measured by: ``budgets`` and their ``limits``, ``scored``, ``cost_convention``;
 6. the pruning instance, ``prune_env.problem``;
 7. the MDP: ``prune_env.env`` and ``prune_env.wrappers``;
 8. reloading a run, ``prune_env.deploy.reload``, and the public face ``prune_env/__init__``;
@@ -53,7 +53,7 @@ FLOORS = [  # bottom up: (name, module prefixes); a module belongs to the floor 
     ("zoo", ("prune_env.zoo",)),
     ("surgery", ("prune_env.surgery",)),
     ("onnx runtime", ("prune_env.deploy.onnx_runtime",)),
-    ("measures", ("prune_env.budgets", "prune_env.scored", "prune_env.cost_convention")),
+    ("measures", ("prune_env.budgets", "prune_env.limits", "prune_env.scored", "prune_env.cost_convention")),
     ("problem", ("prune_env.problem",)),
     ("mdp", ("prune_env.env", "prune_env.wrappers")),
     ("public face", ("prune_env.deploy", "prune_env")),

@@ -22,6 +22,7 @@ from prune_env.app.pipeline import (  # noqa: E402
     run_prune,
     split_accuracies,
 )
+from prune_env.app.policy import PrunePolicy, load_policy, propose, train_policy  # noqa: E402
 from prune_env.app.sampling import sample_ratios, scale_to_budget  # noqa: E402
 from prune_env.app.search import EpisodeRecorder, search_with_agent  # noqa: E402
 from prune_env.app.selection import Selection  # noqa: E402
@@ -33,11 +34,14 @@ __all__ = [
     "MATCHED",
     "EpisodeRecorder",
     "PruneConfig",
+    "PrunePolicy",
     "Selection",
     "evaluate_run",
     "finetune_network",
     "make_env",
+    "load_policy",
     "make_problem",
+    "propose",
     "run_baseline",
     "run_baseline_search",
     "run_prune",
@@ -45,4 +49,5 @@ __all__ = [
     "scale_to_budget",
     "search_with_agent",
     "split_accuracies",
+    "train_policy",
 ]

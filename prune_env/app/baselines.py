@@ -90,7 +90,7 @@ def _bisect(problem: PruneProblem, make_keep: Callable[[float], list[np.ndarray]
 
 
 def _selection(chosen: ScoredMask, tried: list[ScoredMask]) -> Selection:
-    return Selection(chosen, len(tried), len(tried), sum(r.satisfied for r in tried))
+    return Selection(chosen, len(tried), len(tried), sum(r.satisfied for r in tried), history=tuple(tried))
 
 
 def uniform_l1(problem: PruneProblem) -> Selection:

@@ -1,6 +1,6 @@
 """``prune-env``: the command line (thin: it parses, then calls library functions).
 
-Subcommands: ``prune`` (the main job), ``pretrain``, ``tasks``, ``agents``, ``evaluate``.
+Subcommands: ``prune`` (the main job), ``train-policy``, ``pretrain``, ``tasks``, ``agents``, ``evaluate``.
 Bad input ends with a one-line ``error: ...`` and exit status 2, never a traceback.
 """
 
@@ -13,9 +13,11 @@ from dataclasses import fields
 from agents.registry import AGENTS
 from prune_env.app.config import PruneConfig
 from prune_env.app.pipeline import evaluate_run, run_prune
+from prune_env.app.policy import train_policy
 from prune_env.errors import PruneEnvError
+from prune_env.limits import parse_limit_text
 from prune_env.zoo.pretrain import pretrain
-from prune_env.zoo.tasks import TASKS, checkpoint_path
+from prune_env.zoo.tasks import FAMILY, TASKS, checkpoint_path
 from prune_env.zoo.user_tasks import ENTRY_POINT_GROUP, entry_point_tasks
 
 
@@ -56,6 +58,9 @@ PRUNE_OPTIONS = [
     ("--out", str, "output directory"),
     ("--latency-batch", _positive_int, "batch size of the reported latency"),
     ("--tensorboard", str, "write TensorBoard logs of the search here (`tensorboard --logdir DIR`)"),
+    ("--policy", str, "a trained policy instead of training an agent: a file of `prune-env train-policy`, "
+                      "or 'default' (the shipped one)"),
+    ("--evaluations", _positive_int, "with --policy: candidates the policy proposes (deterministic first)"),
 ]  # fmt: skip
 
 
@@ -74,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", default=defaults.budget, choices=["params", "flops", "latency", "ort-latency"],
                    help="budget kind, a pruned/dense ratio (default %(default)s)")  # fmt: skip
     p.add_argument("--action-mode", choices=["mask", "ratio"], default=None, help="default: the agent's own")
+    p.add_argument("--observation", choices=["auto", "units", "summary"], default=defaults.observation,
+                   help="the env's observation (auto: the summary in ratio mode, per-unit in mask mode)")  # fmt: skip
     _add_data_options(p)
     p.add_argument("--distill", action="store_true",
                    help="fine-tune against the dense network's softened outputs as well as the labels")  # fmt: skip
@@ -85,6 +92,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_data_options(p)
     p.add_argument("--out", default=None, help="checkpoint path (default: the task's cache path)")
+
+    p = sub.add_parser("train-policy", help="train one policy over many networks and budgets, for --policy")
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        default=["train"],
+        help="tasks, or 'train' for the family's training members (default %(default)s)",
+    )
+    p.add_argument(
+        "--budget",
+        action="append",
+        type=_budget_limits,
+        metavar="KIND=LIMITS",
+        help="a budget kind and its limits: params=0.05:0.3 (a range) or flops=0.2,0.4 (a list); "
+        "repeat for several kinds (default params=0.05:0.3)",
+    )
+    p.add_argument("--agent", default="ppo-lag-scaled", help="an actor-critic agent of `prune-env agents`")
+    p.add_argument("--timesteps", type=_positive_int, default=20000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--bn-recalibration",
+        type=int,
+        default=8,
+        help="batches of BatchNorm re-estimation before a training episode is scored",
+    )
+    p.add_argument(
+        "--finetune-steps", type=int, default=0, help="fine-tune steps before a training episode is scored"
+    )
+    p.add_argument("--envs-per-budget", type=_positive_int, default=1)
+    p.add_argument("--out", default="policy.zip")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sub.add_parser("tasks", help="list the task zoo and the tasks installed packages register")
     sub.add_parser("agents", help="list the registered agents")
@@ -128,6 +166,31 @@ def _prune(args) -> int:
     return 0
 
 
+def _budget_limits(text: str) -> tuple[str, object]:
+    kind, sep, limits = text.partition("=")
+    if not sep or not kind or not limits:
+        raise argparse.ArgumentTypeError(f"expected KIND=LIMITS such as params=0.05:0.3, got {text!r}")
+    try:
+        return kind, parse_limit_text(limits)
+    except PruneEnvError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _train_policy(args) -> int:
+    tasks = [t for name in args.tasks for t in (FAMILY["train"] if name == "train" else [name])]
+    budgets = dict(args.budget or [("params", (0.05, 0.3))])
+    meta = train_policy(
+        tasks, budgets, agent=args.agent, timesteps=args.timesteps, seed=args.seed, out=args.out,
+        finetune_steps=args.finetune_steps, bn_recalibration=args.bn_recalibration,
+        envs_per_budget=args.envs_per_budget, progress=not args.no_progress,
+    )  # fmt: skip
+    print(
+        f"policy {args.out}: {meta['agent']} on {len(meta['tasks'])} tasks x {sorted(meta['budgets'])}, "
+        f"{meta['evaluations']} evaluations, {meta['cpu_seconds']:.0f} CPU s ({meta['wall_seconds']:.0f} s wall)"
+    )
+    return 0
+
+
 def _pretrain(args) -> int:
     meta = pretrain(
         args.task,
@@ -147,7 +210,8 @@ def _tasks(args) -> int:
     width = max(len(name) for name in [*TASKS, *points])
     for task in TASKS.values():
         ready = "ready" if checkpoint_path(task.name).is_file() else "needs `prune-env pretrain`"
-        print(f"{task.name:{width}s}  {task.description} [{ready}]")
+        family = [f"family: {split}" for split, names in FAMILY.items() if task.name in names]
+        print(f"{task.name:{width}s}  {task.description} [{', '.join([ready, *family])}]")
     for name, point in points.items():
         package = point.dist.name if point.dist is not None else "an installed package"
         print(f"{name:{width}s}  {point.value} (entry point of {package}, group {ENTRY_POINT_GROUP})")
@@ -177,7 +241,14 @@ def _evaluate(args) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"prune": _prune, "pretrain": _pretrain, "tasks": _tasks, "agents": _agents, "evaluate": _evaluate}
+COMMANDS = {
+    "prune": _prune,
+    "train-policy": _train_policy,
+    "pretrain": _pretrain,
+    "tasks": _tasks,
+    "agents": _agents,
+    "evaluate": _evaluate,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

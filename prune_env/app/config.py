@@ -36,6 +36,13 @@ class PruneConfig:
     # on the default task at params <= 0.1).
     episode_finetune: list[int] = field(default_factory=lambda: [0, 32])
     action_mode: str | None = None  # None: the agent's preference
+    # The env's observation ("auto": the summary in ratio mode, per-unit importance in mask
+    # mode). The committed boards' grids set "units", the observation their entries were made with.
+    observation: str = "auto"
+    # A trained policy instead of an agent trained here: a policy file or "default" (the shipped
+    # one); it proposes `evaluations` candidates (deterministic first, then sampled).
+    policy: str | None = None
+    evaluations: int = 16
     eval_samples: int = ScoringProtocol.eval_samples
     bn_recalibration: int = ScoringProtocol.bn_recalibration  # BatchNorm re-estimation batches per score
     sampled_episodes: int = 32  # stochastic policy episodes harvested after training
@@ -60,6 +67,10 @@ class PruneConfig:
     def __post_init__(self):
         if int(self.n_envs) < 1:
             raise ValueError(f"n_envs must be >= 1, got {self.n_envs}")
+        if int(self.evaluations) < 1:
+            raise ValueError(f"evaluations must be >= 1, got {self.evaluations}")
+        if self.observation not in ("auto", "units", "summary"):
+            raise ValueError(f"observation must be 'auto', 'units' or 'summary', got {self.observation!r}")
         if int(self.latency_batch) < 1:
             raise ValueError(f"latency_batch must be >= 1, got {self.latency_batch}")
         if not 0.0 < float(self.limit) <= 1.0:

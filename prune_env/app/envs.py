@@ -34,7 +34,7 @@ def make_problem(cfg: PruneConfig) -> PruneProblem:
 
 def make_env(cfg: PruneConfig, action_mode: str) -> PruneEnv:
     """The seeded environment an agent of ``cfg`` trains on, over :func:`make_problem`."""
-    env = PruneEnv(problem=make_problem(cfg), action_mode=action_mode)
+    env = PruneEnv(problem=make_problem(cfg), action_mode=action_mode, observation=cfg.observation)
     env.reset(seed=cfg.seed)
     env.action_space.seed(cfg.seed)
     return env

@@ -27,9 +27,10 @@ from prune_env.app.config import PruneConfig
 from prune_env.app.deployment import check_deployment
 from prune_env.app.envs import make_env, make_problem
 from prune_env.app.outputs import write_run
+from prune_env.app.policy import load_policy, propose
 from prune_env.app.report import plot_training
 from prune_env.app.search import TrainingLog, default_action_mode, search_with_agent
-from prune_env.app.selection import Selection
+from prune_env.app.selection import Selection, best_feasible
 from prune_env.budgets import count_macs, count_params, measure_latency
 from prune_env.deploy.reload import load_pruned
 from prune_env.errors import NoFeasibleMaskError, PruneEnvError
@@ -63,7 +64,10 @@ def _check_output_dir(out: Path) -> None:
 
 
 def run_prune(cfg: PruneConfig) -> dict:
-    """The whole pipeline with an RL agent; returns the metrics written to ``metrics.json``."""
+    """The whole pipeline with an RL agent (or, with ``cfg.policy``, a trained policy's
+    candidates); returns the metrics written to ``metrics.json``."""
+    if cfg.policy is not None:
+        return run_policy(cfg)
     get_agent_spec(cfg.agent)  # unknown agent or task: an error before any work or output
     cfg = replace(cfg, task=check_task(cfg.task))
     out = Path(cfg.out)
@@ -75,9 +79,36 @@ def run_prune(cfg: PruneConfig) -> dict:
         if len(log.timesteps) % 5 == 1:
             plot_training(log, out / "training_curves.png", cfg.budget, cfg.limit)
 
+    searching = time.time()
     selection, log = search_with_agent(env, cfg, on_rollout=live_plot)
+    selection = replace(selection, search_seconds=time.time() - searching)
     plot_training(log, out / "training_curves.png", cfg.budget, cfg.limit)
     return finish(env.problem, cfg, selection, start, training=log)
+
+
+def run_policy(cfg: PruneConfig) -> dict:
+    """The pipeline with a trained policy (``cfg.policy``: a file or ``"default"``): it proposes
+    ``cfg.evaluations`` candidates, scored under the protocol RL candidates are compared at
+    (the schedule's last value); the best feasible one is finished as any search's."""
+    policy = load_policy(cfg.policy)  # a bad file: an error before any work or output
+    cfg = replace(cfg, task=check_task(cfg.task), agent=f"policy:{policy.agent}")
+    out = Path(cfg.out)
+    _check_output_dir(out)
+    start = time.time()
+    problem = make_problem(cfg)
+    problem.finetune_steps = cfg.episode_finetune[-1]
+    searching = time.time()
+    candidates = propose(policy, problem, cfg.evaluations, seed=cfg.seed)
+    chosen = best_feasible(candidates)
+    if chosen is None:
+        raise NoFeasibleMaskError(
+            f"none of the policy's {len(candidates)} candidates met {cfg.budget} <= {cfg.limit:g}"
+        )
+    selection = Selection(chosen, evaluations=len(candidates), candidates=len(candidates),
+                          feasible_candidates=sum(c.satisfied for c in candidates),
+                          search_seconds=time.time() - searching)  # fmt: skip
+    metrics = finish(problem, cfg, selection, start)
+    return metrics
 
 
 def run_baseline(cfg: PruneConfig, method: str, evaluations: int = 0) -> dict:
@@ -93,7 +124,9 @@ def run_baseline(cfg: PruneConfig, method: str, evaluations: int = 0) -> dict:
     start = time.time()
     problem = make_problem(cfg)
     problem.finetune_steps = cfg.episode_finetune[-1]  # the protocol RL candidates are compared under
+    searching = time.time()
     selection = run_baseline_search(problem, method, evaluations=evaluations, seed=cfg.seed)
+    selection = replace(selection, search_seconds=time.time() - searching)
     if not selection.chosen.satisfied:
         raise NoFeasibleMaskError(f"{method} found no mask within {cfg.budget} <= {cfg.limit:g}")
     return finish(problem, cfg, selection, start)

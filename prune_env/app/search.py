@@ -242,5 +242,6 @@ def search_with_agent(
         candidates=len(candidates),
         feasible_candidates=sum(e.satisfied for e in candidates),
         episodes=len(recorder.episodes),
+        history=(*recorder.episodes, *harvested),
     )
     return selection, recorder.log

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prune_env.scored import ScoredMask
 
@@ -18,6 +18,8 @@ class Selection:
         candidates: scored masks the choice was made among.
         feasible_candidates: how many of them met every budget.
         episodes: training episodes (0 for baselines).
+        search_seconds: the search's wall time (set by searches that time themselves).
+        history: the scored candidates in the order they were scored.
     """
 
     chosen: ScoredMask
@@ -25,14 +27,19 @@ class Selection:
     candidates: int
     feasible_candidates: int
     episodes: int = 0
+    search_seconds: float | None = None  # wall time of the search, where it was timed
+    # every scored candidate in the order the search scored it (curves of best-so-far)
+    history: tuple[ScoredMask, ...] = field(default=(), repr=False)
 
     def summary(self) -> dict:
         """The search's costs, for run metrics and leaderboard entries."""
+        timed = {} if self.search_seconds is None else {"search_seconds": round(self.search_seconds, 2)}
         return {
             "episodes": self.episodes,
             "evaluations": self.evaluations,
             "candidates": self.candidates,
             "feasible_candidates": self.feasible_candidates,
+            **timed,
         }
 
 

@@ -40,22 +40,27 @@ def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
 
 
 class FashionCNN(nn.Module):
-    """Five 3x3 conv-BN-ReLU layers in three pooled stages (16-16 | 32-32 | 64), then 576-128-10."""
+    """Five 3x3 conv-BN-ReLU layers in three pooled stages (16-16 | 32-32 | 64), then 576-128-10.
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1):
+    ``width`` scales every hidden width (x0.5: 8-8 | 16-16 | 32, then 288-64-10), the width axis
+    of the task family; the default keeps the shipped checkpoint's shapes.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: float = 1.0):
         super().__init__()
+        c1, c2, c3, hidden = (max(1, round(w * width)) for w in (16, 32, 64, 128))
         self.features = nn.Sequential(
-            *_conv_bn_relu(in_channels, 16),
-            *_conv_bn_relu(16, 16),
+            *_conv_bn_relu(in_channels, c1),
+            *_conv_bn_relu(c1, c1),
             nn.MaxPool2d(2),
-            *_conv_bn_relu(16, 32),
-            *_conv_bn_relu(32, 32),
+            *_conv_bn_relu(c1, c2),
+            *_conv_bn_relu(c2, c2),
             nn.MaxPool2d(2),
-            *_conv_bn_relu(32, 64),
+            *_conv_bn_relu(c2, c3),
             nn.MaxPool2d(2),
         )
-        self.fc = nn.Linear(64 * 3 * 3, 128)
-        self.classifier = nn.Linear(128, num_classes)
+        self.fc = nn.Linear(c3 * 3 * 3, hidden)
+        self.classifier = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(self.features(x), 1)
@@ -138,6 +143,16 @@ def resnet18(num_classes: int = 10) -> CifarResNet:
 def resnet20(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """He et al.'s CIFAR ResNet-20 (3 stages of 3 basic blocks, 16/32/64 channels)."""
     return CifarResNet([3, 3, 3], [16, 32, 64], num_classes, in_channels)
+
+
+def resnet8(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
+    """The shallowest of He et al.'s CIFAR family: one basic block per stage."""
+    return CifarResNet([1, 1, 1], [16, 32, 64], num_classes, in_channels)
+
+
+def resnet14(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
+    """Two basic blocks per stage."""
+    return CifarResNet([2, 2, 2], [16, 32, 64], num_classes, in_channels)
 
 
 def resnet56(num_classes: int = 10) -> CifarResNet:

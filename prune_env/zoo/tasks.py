@@ -61,6 +61,15 @@ TASKS: dict[str, Task] = {
         Task("fashion-mnist-resnet20", "fashion-mnist", "ResNet-20", lambda: models.resnet20(in_channels=1),
              TrainRecipe(epochs=15, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4, augment=True),
              True, "CIFAR ResNet-20 (1x1 shortcuts) on Fashion-MNIST (12 groups, residual streams coupled)"),
+        Task("fashion-mnist-cnn-w0.5", "fashion-mnist", "FashionCNN x0.5", lambda: models.FashionCNN(width=0.5),
+             TrainRecipe(epochs=8, batch_size=128, optimizer="adam", lr=1e-3), True,
+             "FashionCNN at half width (8-8|16-16|32, fc 64; 6 prunable groups)"),
+        Task("fashion-mnist-resnet8", "fashion-mnist", "ResNet-8", lambda: models.resnet8(in_channels=1),
+             TrainRecipe(epochs=10, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4, augment=True),
+             True, "CIFAR ResNet-8 (one block per stage) on Fashion-MNIST (6 groups, residual streams coupled)"),
+        Task("fashion-mnist-resnet14", "fashion-mnist", "ResNet-14", lambda: models.resnet14(in_channels=1),
+             TrainRecipe(epochs=6, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4, augment=True),
+             True, "CIFAR ResNet-14 (two blocks per stage) on Fashion-MNIST (9 groups, residual streams coupled)"),
         Task("cifar10-vgg11", "cifar10", "VGG-11-BN", lambda: models.CifarVGG(11), _CIFAR_RECIPE, False,
              "CIFAR-style VGG-11 with BatchNorm on CIFAR-10 (8 groups)"),
         Task("cifar10-vgg16", "cifar10", "VGG-16-BN", lambda: models.CifarVGG(16), _CIFAR_RECIPE, False,
@@ -74,6 +83,15 @@ TASKS: dict[str, Task] = {
     ]
 }  # fmt: skip
 DEFAULT_TASK = "fashion-mnist-cnn"
+
+# The Fashion-MNIST family a policy is trained on and tested against. Held out: networks
+# deeper than every training member (ResNet-14 and ResNet-20; the deepest training member,
+# ResNet-8, has 8 layers) and one of a kind no training member has (the MLP has no
+# convolution), so a transfer result says how a policy does on a network it has never seen.
+FAMILY: dict[str, tuple[str, ...]] = {
+    "train": ("fashion-mnist-cnn-w0.5", "fashion-mnist-cnn", "fashion-mnist-resnet8"),
+    "held-out": ("fashion-mnist-resnet14", "fashion-mnist-resnet20", "fashion-mnist-mlp"),
+}
 
 
 def list_tasks() -> list[str]:

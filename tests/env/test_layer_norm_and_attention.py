@@ -176,7 +176,7 @@ def test_attention_heads_and_the_stream_around_them_export_exactly(batch_first):
     sliced = {(s.module, s.side, s.dim) for s in stream.slices}
     assert {("class_token", "out", 2), ("position", "out", 2), ("attention", "in", None)} <= sliced
     assert {("attention.out_proj", "out", None), ("ln_1", "out", None), ("head", "in", None)} <= sliced
-    row = env._descriptors[heads.index]
+    row = env._descriptors[env.problem.task][heads.index]
     assert row[DESCRIPTOR_NAMES.index("is_conv")] == row[DESCRIPTOR_NAMES.index("is_linear")] == 0
     assert row[DESCRIPTOR_NAMES.index("is_tied")] == 1
     x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(3))
