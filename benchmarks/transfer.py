@@ -54,7 +54,7 @@ from prune_env.zoo.sources import task_dataset
 from prune_env.zoo.training import accuracy
 
 RESULTS = Path(__file__).parent / "results" / "transfer.jsonl"
-ROW_KEYS = ("instance", "seed", "method", "candidates", "curve", "test")
+ROW_KEYS = ("instance", "seed", "method", "policy_sha256", "candidates", "curve", "test")
 METHODS = ("policy", "scratch", "random-search", "evolution", "eagleeye", "taylor", "bn-scale")
 SEARCHES = ("policy", "scratch", "random-search", "evolution", "eagleeye")  # spend k evaluations
 # Held out from the default policy (trained on the family's training members, CNN x0.5, CNN and
@@ -407,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     refuse_seen(policy, instances)
     ks = grid(args.max_evaluations)
     done = {(json.dumps(r["instance"], sort_keys=True), r["seed"], r["method"])
-            for r in read_results(args.results, require=ROW_KEYS, what="transfer result")}  # fmt: skip
+            for r in read_results(args.results, require=ROW_KEYS, what="transfer result")
+            if r["policy_sha256"] == policy.meta["sha256"]}  # fmt: skip
     finals: dict = {}
     if not args.report_only:
         for instance in instances:
@@ -421,8 +422,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{instance['task']} {instance['budget']}<={instance['limit']:g} seed {seed} {method}: "
                           f"{len(row['candidates'])} candidates, test {_fmt(best)}, {row['seconds']:.0f} s", flush=True)  # fmt: skip
     rows = read_results(args.results, require=ROW_KEYS, what="transfer result")
-    wanted = {json.dumps(i, sort_keys=True) for i in instances}
-    rows = [r for r in rows if json.dumps(r["instance"], sort_keys=True) in wanted]
+    rows = [r for r in rows if r["policy_sha256"] == policy.meta["sha256"]]  # every instance of this policy
     if not rows:
         print("no results yet")
         return 0

@@ -105,15 +105,26 @@ def _from_json(spec):
 
 
 class _EpisodeCounter(BaseCallback):
-    """Counts scored episodes: the evaluations a policy's training spent."""
+    """Counts scored episodes (the evaluations a policy's training spent) and, with ``log``,
+    prints the mean accuracy of each rollout's episodes, so a long run shows it learns."""
 
-    def __init__(self):
+    def __init__(self, log: bool = False):
         super().__init__()
-        self.episodes = 0
+        self.episodes, self.log = 0, log
+        self._accuracies: list[float] = []
 
     def _on_step(self) -> bool:
-        self.episodes += int(sum(self.locals["dones"]))
+        for info, done in zip(self.locals["infos"], self.locals["dones"]):
+            if done:
+                self.episodes += 1
+                self._accuracies.append(float(info.get("accuracy", np.nan)))
         return True
+
+    def _on_rollout_end(self) -> None:
+        if self.log and self._accuracies:
+            print(f"{self.num_timesteps} timesteps, {self.episodes} episodes: mean accuracy "
+                  f"{np.nanmean(self._accuracies):.4f} over the last {len(self._accuracies)}", flush=True)  # fmt: skip
+        self._accuracies = []
 
 
 def _training_env(tasks, budget, limit, agent, scoring, seed, threads) -> gym.Env:
@@ -178,7 +189,7 @@ def train_policy(
     vec_env = SubprocVecEnv(factories, start_method="fork") if len(factories) > 1 else DummyVecEnv(factories)
     try:
         model = make_agent(agent, vec_env, seed=seed, device="cpu")
-        counter = _EpisodeCounter()
+        counter = _EpisodeCounter(log=not progress)
         model.learn(timesteps, callback=counter, progress_bar=progress)
     finally:
         vec_env.close()
