@@ -49,6 +49,7 @@ from prune_env.app import (
     sample_ratios,
 )
 from prune_env.env import PruneEnv
+from prune_env.errors import NotApplicableError
 from prune_env.problem import PruneProblem
 from prune_env.zoo.sources import task_dataset
 from prune_env.zoo.training import accuracy
@@ -181,7 +182,8 @@ class FinalFinetune:
         return self.cache[key]
 
 
-def measure(instance: dict, seed: int, method: str, policy, args, finals: dict) -> dict:
+def measure(instance: dict, seed: int, method: str, policy, args, finals: dict) -> dict | None:
+    """One row, or None where the method does not apply (bn-scale without BatchNorm)."""
     problem = PruneProblem(instance["task"], budget=instance["budget"], budget_limit=instance["limit"],
                            eval_samples=EVAL_SAMPLES, finetune_steps=FINETUNE_STEPS, seed=seed)  # fmt: skip
     key = (instance["task"], instance["budget"], instance["limit"])
@@ -191,7 +193,11 @@ def measure(instance: dict, seed: int, method: str, policy, args, finals: dict) 
     final = finals[key]
     final.problem = problem
     start = time.time()
-    candidates = run_method(method, problem, policy, args.max_evaluations, seed)
+    try:
+        candidates = run_method(method, problem, policy, args.max_evaluations, seed)
+    except NotApplicableError as exc:
+        print(f"{instance['task']} {method}: not applicable ({exc})", flush=True)
+        return None
     seconds = time.time() - start
     ks = grid(args.max_evaluations) if method in SEARCHES else [len(candidates)]
     rank = "adaptive_bn_accuracy" if method == "eagleeye" else "accuracy"
@@ -231,6 +237,16 @@ def summarize(rows: list[dict], ks: list[int]) -> dict:
     for method in METHODS:
         mine = [r for r in rows if r["method"] == method]
         if not mine:
+            continue
+        if method not in SEARCHES:  # one point at its own count, over the instances it applies to
+            count = round(statistics.median(int(k) for r in mine for k in r["curve"]))
+            by_instance = [
+                [r for r in mine if json.dumps(r["instance"], sort_keys=True) == i] for i in instances
+            ]
+            by_instance = [cell for cell in by_instance if cell]
+            val = _mean([_mean([v for r in cell for v in r["curve"].values()]) for cell in by_instance])
+            test = _mean([_mean([v for r in cell for v in r["test"].values()]) for cell in by_instance])
+            out[method] = {count: (val, test)}
             continue
         points = sorted({int(k) for r in mine for k in r["curve"]})
         out[method] = {}
@@ -289,7 +305,15 @@ def report(rows: list[dict], policy_meta: dict, results: Path, ks: list[int]) ->
             )
     for method in ("taylor", "bn-scale"):
         for k, (val, test) in summary.get(method, {}).items():
-            lines.append(f"| {method} at its own {k} evaluations (val / test) | {_fmt(val)} / {_fmt(test)} |")
+            applies = {json.dumps(r["instance"], sort_keys=True) for r in rows if r["method"] == method}
+            where = (
+                ""
+                if len(applies) == len(instances)
+                else f" ({len(applies)} of {len(instances)} instances: it needs BatchNorm)"
+            )
+            lines.append(
+                f"| {method} at its own {k} evaluations (val / test){where} | {_fmt(val)} / {_fmt(test)} |"
+            )
     lines += ["", "## Per instance (test accuracy, mean ± sd over seeds)", ""]
     show = [k for k in (1, 4, 16, 64, 160, 256) if k in ks]
     lines += [
@@ -417,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
                     if (json.dumps(instance, sort_keys=True), seed, method) in done:
                         continue
                     row = measure(instance, seed, method, policy, args, finals)
+                    if row is None:
+                        continue
                     append_atomically(args.results, row)
                     best = row["test"].get(str(max(ks))) or list(row["test"].values())[-1]
                     print(f"{instance['task']} {instance['budget']}<={instance['limit']:g} seed {seed} {method}: "

@@ -214,11 +214,12 @@ def test_console_script_lists_tasks_and_agents():
         [sys.executable, "-m", "prune_env", "tasks"], capture_output=True, text=True, check=True
     ).stdout
     assert "fashion-mnist-cnn" in out and "cifar10-resnet56" in out
-    # one column of names, the shipped ResNet-20 ready to prune
+    # one column of names, the shipped ResNet-20 ready to prune and held out of the policy family
     assert (
         "fashion-mnist-resnet20  CIFAR ResNet-20" in out
-        and "[ready]" in out.split("fashion-mnist-resnet20")[1].splitlines()[0]
+        and "[ready, family: held-out]" in out.split("fashion-mnist-resnet20")[1].splitlines()[0]
     )
+    assert "[ready, family: train]" in out.split("fashion-mnist-resnet8")[1].splitlines()[0]
     width = len("fashion-mnist-resnet20")  # the longest name
     assert all(line[width : width + 2] == "  " and line[width + 2] != " " for line in out.splitlines())
     out = subprocess.run(
