@@ -35,8 +35,12 @@ import statistics
 import time
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import torch
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 from agents import make_agent
 from benchmarks.entrypoint import run_script
@@ -380,11 +384,6 @@ def verdict(summary: dict, policy_meta: dict, ks: list[int]) -> list[str]:
 
 
 def plot(rows: list[dict], ks: list[int], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     summary = summarize(rows, ks)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, which, title in (
