@@ -17,7 +17,15 @@ import yaml
 pytest.importorskip("ray")
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMING = {"wall_seconds", "latency_ms", "dense_latency_ms", "latency_speedup", "load_average", "weights"}
+TIMING = {
+    "wall_seconds",
+    "search_seconds",
+    "latency_ms",
+    "dense_latency_ms",
+    "latency_speedup",
+    "load_average",
+    "weights",
+}
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
