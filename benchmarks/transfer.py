@@ -273,13 +273,18 @@ def _key(row: dict) -> str:
     return json.dumps(row["instance"], sort_keys=True)
 
 
-def report(rows: list[dict], policy_meta: dict, results: Path, ks: list[int]) -> str:
+def complete_instances(rows: list[dict]) -> list[str]:
+    """Methods compare on the same instances: those every search has finished (a resumed run
+    fills the rest in)."""
     instances = sorted({_key(r) for r in rows})
-    # Methods compare on the same instances: those every search has finished (a resumed run
-    # fills the rest in).
-    complete = [
+    return [
         i for i in instances if all(any(r["method"] == m and _key(r) == i for r in rows) for m in SEARCHES)
     ]
+
+
+def report(rows: list[dict], policy_meta: dict, results: Path, ks: list[int]) -> str:
+    instances = sorted({_key(r) for r in rows})
+    complete = complete_instances(rows)
     summary = summarize([r for r in rows if _key(r) in complete], ks)
     seeds = sorted({r["seed"] for r in rows})
     lines = [
@@ -398,7 +403,8 @@ def verdict(summary: dict, policy_meta: dict, ks: list[int]) -> list[str]:
 
 
 def plot(rows: list[dict], ks: list[int], path: Path) -> None:
-    summary = summarize(rows, ks)
+    complete = complete_instances(rows)
+    summary = summarize([r for r in rows if _key(r) in complete], ks)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, which, title in (
         (axes[0], 0, "best-so-far validation score"),
