@@ -81,7 +81,7 @@ class PrunePolicy:
         spec = self.meta["budgets"].get(budget)
         if spec is None:
             return None
-        return parse_limits(make_budget_list(budget), _from_json(spec))[0]
+        return parse_limits(make_budget_list(budget), spec)[0]  # JSON's {low, high} / {choices} forms
 
     def trained_on(self, task: str, budget: str, limit: float) -> bool:
         """Whether the instance (task, budget, limit) is one the policy could have met in
@@ -92,13 +92,6 @@ class PrunePolicy:
     def act(self, obs: np.ndarray, *, deterministic: bool) -> np.ndarray:
         action, _ = self.policy.predict(obs, deterministic=deterministic)
         return action
-
-
-def _from_json(spec):
-    """A limit form as JSON stores it: ranges come back as tuples (JSON has only lists)."""
-    if isinstance(spec, dict) and set(spec) == {"low", "high"}:
-        return (spec["low"], spec["high"])
-    return spec
 
 
 # --- training -------------------------------------------------------------------------------
