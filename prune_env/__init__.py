@@ -25,18 +25,24 @@ from prune_env.errors import (
     NotApplicableError,
     PruneEnvError,
     PruningMismatchError,
+    TableError,
+    TableMismatchError,
     UnknownTaskError,
     UnsupportedModelError,
 )
 from prune_env.problem import PruneProblem
 from prune_env.scored import ScoredMask, ScoringProtocol
+from prune_env.tabular import Table, TabularProblem, TabularPruneEnv
 from prune_env.zoo import cache_dir, get_task, list_tasks, load_checkpoint, load_dataset, pretrain
 
 __version__ = "0.1.0"
 
 ENV_ID = "PruneEnv-v0"
+TABULAR_ENV_ID = "PruneEnv-Tabular-v0"
 if ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point="prune_env.env:PruneEnv")
+if TABULAR_ENV_ID not in gym.registry:
+    gym.register(id=TABULAR_ENV_ID, entry_point="prune_env.tabular.env:TabularPruneEnv")
 
 __all__ = [
     "ENV_ID",
@@ -59,6 +65,12 @@ __all__ = [
     "PruningMismatchError",
     "ScoredMask",
     "ScoringProtocol",
+    "TABULAR_ENV_ID",
+    "Table",
+    "TableError",
+    "TableMismatchError",
+    "TabularProblem",
+    "TabularPruneEnv",
     "UnknownTaskError",
     "AnalysisTooCostlyError",
     "UnsupportedModelError",

@@ -81,3 +81,11 @@ class InvalidTaskError(PruneEnvError, ValueError):
 
 class MissingDependencyError(PruneEnvError, ImportError):
     """An optional dependency a feature needs is not installed (the message names the extra)."""
+
+
+class TableError(PruneEnvError, ValueError):
+    """A pruning table is missing, malformed, incomplete, or asked for a mask it does not hold."""
+
+
+class TableMismatchError(TableError):
+    """A cell re-scored by the live environment disagrees with its tabulated value."""

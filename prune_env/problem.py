@@ -327,7 +327,12 @@ class PruneProblem:
     # --- scoring ----------------------------------------------------------------------------
 
     def score(
-        self, masks, *, source: str = "evaluated", rng: np.random.Generator | None = None
+        self,
+        masks,
+        *,
+        source: str = "evaluated",
+        rng: np.random.Generator | None = None,
+        seed: int | None = None,
     ) -> ScoredMask:
         """Prune, measure, fine-tune per the protocol and score one mask.
 
@@ -335,6 +340,8 @@ class PruneProblem:
             masks: group name -> kept unit indices, or one boolean keep-array per group.
             source: recorded in the result (the name of the method that chose the masks).
             rng: draws the fine-tune's seed (default :attr:`rng`); the env hands its ``np_random``.
+            seed: the fine-tune's seed itself, instead of one drawn from ``rng`` (a tabulated
+                cell's score is replayed with its cell's seed).
         """
         keep = self.parse_masks(masks)
         widths = [int(k.sum()) for k in keep]
@@ -351,7 +358,9 @@ class PruneProblem:
         params_ratio, flops_ratio = self._report_cache.get(widths, pruned)
         costs = self.budget_cache.get(widths, pruned)
         if self.finetune_steps > 0:
-            self._finetune(pruned, int((self.rng if rng is None else rng).integers(2**31)))
+            if seed is None:
+                seed = int((self.rng if rng is None else rng).integers(2**31))
+            self._finetune(pruned, int(seed))
         if self.bn_recalibration > 0:
             recalibrate_batchnorm(pruned, self._recalibration_batches[: self.bn_recalibration])
         acc = accuracy(pruned, self.eval_inputs, self.eval_labels)

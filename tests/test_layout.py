@@ -8,8 +8,8 @@ Floors, bottom up (a file may import its own floor and the floors below):
 3. network surgery, ``prune_env.surgery`` (groups, masking, export, the analytic estimate);
 4. the ONNX runtime helpers, ``prune_env.deploy.onnx_runtime``;
 5. what a mask is measured by: ``budgets`` and their ``limits``, ``scored``, ``cost_convention``;
-6. the pruning instance, ``prune_env.problem``;
-7. the MDP: ``prune_env.env`` and ``prune_env.wrappers``;
+6. the pruning instance, ``prune_env.problem``, and a table's (``prune_env.tabular.table``, ``.problem``);
+7. the MDP: ``prune_env.env``, ``prune_env.wrappers`` and the tabulated env ``prune_env.tabular``;
 8. reloading a run, ``prune_env.deploy.reload``, and the public face ``prune_env/__init__``;
 9. ``agents`` (the cost convention, wrappers and errors only; never ``prune_env.env`` by name, though
    importing any ``prune_env`` module runs the package's ``__init__``, which loads it);
@@ -54,8 +54,8 @@ FLOORS = [  # bottom up: (name, module prefixes); a module belongs to the floor 
     ("surgery", ("prune_env.surgery",)),
     ("onnx runtime", ("prune_env.deploy.onnx_runtime",)),
     ("measures", ("prune_env.budgets", "prune_env.limits", "prune_env.scored", "prune_env.cost_convention")),
-    ("problem", ("prune_env.problem",)),
-    ("mdp", ("prune_env.env", "prune_env.wrappers")),
+    ("problem", ("prune_env.problem", "prune_env.tabular.table", "prune_env.tabular.problem")),
+    ("mdp", ("prune_env.env", "prune_env.wrappers", "prune_env.tabular")),
     ("public face", ("prune_env.deploy", "prune_env")),
     ("agents", ("agents",)),
     ("app", ("prune_env.app", "prune_env.__main__")),

@@ -1,6 +1,7 @@
 """``prune-env``: the command line (thin: it parses, then calls library functions).
 
-Subcommands: ``prune`` (the main job), ``train-policy``, ``pretrain``, ``tasks``, ``agents``, ``evaluate``.
+Subcommands: ``prune`` (the main job), ``train-policy``, ``pretrain``, ``tasks``, ``agents``, ``evaluate``,
+``table build | verify | show`` (the tabulated benchmarks).
 Bad input ends with a one-line ``error: ...`` and exit status 2, never a traceback.
 """
 
@@ -14,8 +15,10 @@ from agents.registry import AGENTS
 from prune_env.app.config import PruneConfig
 from prune_env.app.pipeline import evaluate_run, run_prune
 from prune_env.app.policy import train_policy
-from prune_env.errors import PruneEnvError
+from prune_env.app.tables import build_table, describe, verify_table
+from prune_env.errors import PruneEnvError, TableMismatchError
 from prune_env.limits import parse_limit_text
+from prune_env.tabular.table import Table
 from prune_env.zoo.pretrain import pretrain
 from prune_env.zoo.tasks import FAMILY, TASKS, checkpoint_path
 from prune_env.zoo.user_tasks import ENTRY_POINT_GROUP, entry_point_tasks
@@ -131,6 +134,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--device", default="auto")
     p.add_argument("--tolerance", type=float, default=1e-4)
+
+    p = sub.add_parser("table", help="build, verify or describe a pruning table (PruneEnv-Tabular-v0)")
+    table = p.add_subparsers(dest="table_command", required=True)
+    q = table.add_parser("build", help="score every cell of a task's keep-level grid (resumable)")
+    q.add_argument("--task", required=True)
+    q.add_argument(
+        "--levels", type=_positive_int, default=None, help="keep levels per group (default 5; MLP 32)"
+    )
+    q.add_argument("--workers", type=_positive_int, default=1, help="processes, one torch thread each")
+    q.add_argument("--final-sample", type=int, default=200, help="cells given the boards' final fine-tune")
+    q.add_argument("--out", default=None, help="the table file (default tables/TASK.npz)")
+    q.add_argument("--work", default=None, help="the resumable work folder (default: next to --out)")
+    q.add_argument("--data-dir", default=None)
+    for name, help_text in (("verify", "re-score random cells live and fail on any difference"),
+                            ("show", "describe a table: size, protocol, optima, fidelity")):  # fmt: skip
+        q = table.add_parser(name, help=help_text)
+        q.add_argument("--task", default=None, help="a task a table ships for")
+        q.add_argument("--table", default=None, help="a table file instead of a shipped one")
+        if name == "verify":
+            q.add_argument("--cells", type=_positive_int, default=20)
+            q.add_argument("--seed", type=int, default=0)
+            q.add_argument("--data-dir", default=None)
     return parser
 
 
@@ -241,6 +266,37 @@ def _evaluate(args) -> int:
     return 0 if ok else 1
 
 
+def _load_table(args) -> Table:
+    if (args.task is None) == (args.table is None):
+        raise ValueError("give --task (a shipped table) or --table FILE")
+    return Table.load(args.table) if args.table else Table.for_task(args.task)
+
+
+def _table(args) -> int:
+    if args.table_command == "build":
+        built = build_table(
+            args.task, levels=args.levels, out=args.out, work=args.work, workers=args.workers,
+            final_sample=args.final_sample, data_dir=args.data_dir,
+        )  # fmt: skip
+        if built is not None:
+            print(describe(built))
+        return 0 if built is not None else 1
+    table = _load_table(args)
+    if args.table_command == "show":
+        print(describe(table))
+        return 0
+    differences = verify_table(table, cells=args.cells, seed=args.seed, data_dir=args.data_dir)
+    for d in differences:
+        print(f"cell {d['cell']}: {d['value']} table {d['table']} != live {d['live']}", file=sys.stderr)
+    if differences:
+        raise TableMismatchError(
+            f"{len({d['cell'] for d in differences})} of {args.cells} cells of {table.task}'s table differ from "
+            "the live env (1 torch thread; a different CPU or torch build can change fine-tuned scores)"
+        )
+    print(f"{table.task}: {args.cells} random cells re-scored live match the table exactly")
+    return 0
+
+
 COMMANDS = {
     "prune": _prune,
     "train-policy": _train_policy,
@@ -248,6 +304,7 @@ COMMANDS = {
     "tasks": _tasks,
     "agents": _agents,
     "evaluate": _evaluate,
+    "table": _table,
 }
 
 
