@@ -358,7 +358,7 @@ def describe(table: Table) -> str:
     build = table.meta["build"]
     lines = [
         f"{table.task}: {table.num_groups} groups x {table.num_levels} levels = {table.num_cells} cells "
-        f"(levels {', '.join(f'{v:g}' for v in table.levels)})",
+        f"(levels {_levels_text(table.levels)})",
         f"protocol: {table.protocol('finetuned')}; built {build['date']} by prune-env {build['prune_env']} "
         f"({build['commit'][:12]}), torch {build['torch']}, {build['cell_cpu_seconds'] / 3600:.2f} core-hours of cells",
     ]
@@ -377,3 +377,9 @@ def describe(table: Table) -> str:
         lines.append(f"score vs test accuracy after the final fine-tune: Spearman {fid['rho']:.3f} "
                      f"[{fid['low']:.3f}, {fid['high']:.3f}] over {fid['cells']} cells")  # fmt: skip
     return "\n".join(lines)
+
+
+def _levels_text(levels) -> str:
+    if len(levels) <= 8:
+        return ", ".join(f"{v:g}" for v in levels)
+    return f"{levels[0]:g}, {levels[1]:g}, ..., {levels[-1]:g}"
