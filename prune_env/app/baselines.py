@@ -185,6 +185,23 @@ BASELINES: dict[str, Callable[..., Selection]] = {
 }
 
 
+# kind and a line per searcher, for `prune-env agents` (BASELINES is the registry itself)
+SEARCHER_INFO: dict[str, tuple[str, str]] = {
+    "uniform-l1": ("criterion", "one keep ratio for every group, largest-L1 units, bisected to the budget"),
+    "global-l1": (
+        "criterion",
+        "one threshold on group-normalized L1 magnitudes (ShrinkBench's global magnitude)",
+    ),
+    "taylor": ("criterion", "one threshold on group Taylor scores (Molchanov et al., CVPR 2019)"),
+    "bn-scale": ("criterion", "one threshold on BatchNorm |gamma| (network slimming, Liu et al., ICCV 2017)"),
+    "random-search": (
+        "search",
+        "independent random keep-ratio vectors scaled to the budget; the best feasible",
+    ),
+    "evolution": ("search", "regularized (aging) evolution over keep-ratio vectors (Real et al., AAAI 2019)"),
+}
+
+
 def run_baseline_search(
     problem: PruneProblem, method: str, *, evaluations: int = 0, seed: int = 0
 ) -> Selection:

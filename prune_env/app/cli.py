@@ -12,6 +12,7 @@ import sys
 from dataclasses import fields
 
 from agents.registry import AGENTS
+from prune_env.app.baselines import SEARCHER_INFO
 from prune_env.app.config import PruneConfig
 from prune_env.app.pipeline import evaluate_run, run_prune
 from prune_env.app.policy import train_policy
@@ -48,7 +49,7 @@ def _positive_int(text: str) -> int:
 PRUNE_OPTIONS = [
     ("--task", str, "a task of `prune-env tasks`, or your own: FILE.py:FUNCTION or package.module:FUNCTION"),
     ("--limit", float, "largest allowed ratio, in (0, 1]"),
-    ("--agent", str, "an agent of `prune-env agents`"),
+    ("--agent", str, "an agent or searcher of `prune-env agents` (searches spend timesteps // groups evaluations)"),
     ("--timesteps", _positive_int, "agent training steps"),
     ("--finetune-epochs", int, "epochs of fine-tune of the pruned network"),
     ("--distill-temperature", float, "softening temperature of --distill"),
@@ -256,6 +257,8 @@ def _agents(args) -> int:
         )
         paper = f" [{spec.paper}]" if spec.paper else ""
         print(f"{spec.name:22s} {kind:11s} {spec.description}{paper}")
+    for name, (kind, description) in SEARCHER_INFO.items():
+        print(f"{name:22s} {kind:11s} {description}")
     return 0
 
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from agents.registry import get_agent_spec
-from prune_env.app.baselines import run_baseline_search
+from prune_env.app.baselines import BASELINES, MATCHED, run_baseline_search
 from prune_env.app.config import PruneConfig
 from prune_env.app.deployment import check_deployment
 from prune_env.app.envs import make_env, make_problem
@@ -68,6 +68,8 @@ def run_prune(cfg: PruneConfig) -> dict:
     candidates); returns the metrics written to ``metrics.json``."""
     if cfg.policy is not None:
         return run_policy(cfg)
+    if cfg.agent in BASELINES:
+        return run_baseline(cfg, cfg.agent)
     get_agent_spec(cfg.agent)  # unknown agent or task: an error before any work or output
     cfg = replace(cfg, task=check_task(cfg.task))
     out = Path(cfg.out)
@@ -116,7 +118,8 @@ def run_baseline(cfg: PruneConfig, method: str, evaluations: int = 0) -> dict:
 
     Args:
         method: a name of :data:`prune_env.app.baselines.BASELINES`.
-        evaluations: accuracy evaluations for random search (match the RL agent's).
+        evaluations: accuracy evaluations of the searches (:data:`MATCHED`); 0: what an RL agent
+            with ``cfg.timesteps`` trains on, ``timesteps // groups`` episodes.
     """
     cfg = replace(cfg, task=check_task(cfg.task))
     out = Path(cfg.out)
@@ -124,6 +127,8 @@ def run_baseline(cfg: PruneConfig, method: str, evaluations: int = 0) -> dict:
     start = time.time()
     problem = make_problem(cfg)
     problem.finetune_steps = cfg.episode_finetune[-1]  # the protocol RL candidates are compared under
+    if method in MATCHED and evaluations == 0:
+        evaluations = max(cfg.timesteps // problem.num_groups, 1)
     searching = time.time()
     selection = run_baseline_search(problem, method, evaluations=evaluations, seed=cfg.seed)
     selection = replace(selection, search_seconds=time.time() - searching)
