@@ -143,6 +143,8 @@ class PruneProblem:
         self._bind_budgets()
         self.estimate = StructureEstimate(self.analysis, self.model, self.example_inputs)
         self.importance = [unit_importance(self.model, g) for g in self.groups]
+        # each group's units by decreasing L1 magnitude (ties: lower index first), sorted once
+        self._unit_order = [np.argsort(-imp, kind="stable") for imp in self.importance]
         self.last_model: nn.Module | None = None
         self.last_masks: list[np.ndarray] | None = None
 
@@ -269,7 +271,7 @@ class PruneProblem:
 
     def keep_largest(self, group: PrunableGroup, ratio: float) -> np.ndarray:
         """The ``round(ratio * width)`` units of ``group`` of largest L1 magnitude (at least one)."""
-        order = np.argsort(-self.importance[group.index], kind="stable")
+        order = self._unit_order[group.index]
         kept = np.zeros(group.width, dtype=bool)
         kept[order[: max(int(round(ratio * group.width)), 1)]] = True
         return kept

@@ -22,7 +22,10 @@ class PruneConfig:
     limit: float = 0.1
     agent: str = "ppo-lag"
     timesteps: int = 3000
-    finetune_epochs: int = 2
+    # The recovery fine-tune (prune_env.app.recovery): "quick" (Adam, cosine, 2 epochs) or "full"
+    # (the task's pretraining recipe); finetune_epochs overrides the recipe's length.
+    recipe: str = "quick"
+    finetune_epochs: int | None = None
     # Final fine-tune against the dense network's softened outputs as well as the labels
     # (Hinton et al. 2015): loss = weight * T^2 * KL(teacher_T || student_T) + (1 - weight) * CE.
     distill: bool = False
@@ -69,6 +72,10 @@ class PruneConfig:
             raise ValueError(f"n_envs must be >= 1, got {self.n_envs}")
         if int(self.evaluations) < 1:
             raise ValueError(f"evaluations must be >= 1, got {self.evaluations}")
+        if self.recipe not in ("quick", "full"):
+            raise ValueError(f"recipe must be 'quick' or 'full', got {self.recipe!r}")
+        if self.finetune_epochs is not None and int(self.finetune_epochs) < 0:
+            raise ValueError(f"finetune_epochs must be >= 0, got {self.finetune_epochs}")
         if self.observation not in ("auto", "units", "summary"):
             raise ValueError(f"observation must be 'auto', 'units' or 'summary', got {self.observation!r}")
         if int(self.latency_batch) < 1:

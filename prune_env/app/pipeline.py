@@ -28,6 +28,7 @@ from prune_env.app.deployment import check_deployment
 from prune_env.app.envs import make_env, make_problem
 from prune_env.app.outputs import write_run
 from prune_env.app.policy import load_policy, propose
+from prune_env.app.recovery import RecoveryRecipe, resolve_recipe
 from prune_env.app.report import plot_training
 from prune_env.app.search import TrainingLog, default_action_mode, search_with_agent
 from prune_env.app.selection import Selection, best_feasible
@@ -36,6 +37,7 @@ from prune_env.deploy.reload import load_pruned
 from prune_env.errors import NoFeasibleMaskError, PruneEnvError
 from prune_env.problem import PruneProblem
 from prune_env.zoo.data import DEFAULT_VAL_SIZE, Dataset
+from prune_env.zoo.pretrain import augment
 from prune_env.zoo.sources import check_task, task_dataset
 from prune_env.zoo.training import (
     Distillation,
@@ -46,8 +48,6 @@ from prune_env.zoo.training import (
     train_epochs,
 )
 
-FINETUNE_LR = 1e-3
-FINETUNE_BATCH = 128
 LATENCY_REPEATS = 30
 
 
@@ -149,30 +149,45 @@ def export_network(problem: PruneProblem, selection: Selection) -> nn.Module:
 def finetune_network(
     model: nn.Module, data: Dataset, cfg: PruneConfig, teacher: nn.Module | None = None
 ) -> EpochsResult:
-    """Stage 3: Adam with a cosine schedule on the train split, the best epoch by validation
-    accuracy (epoch 0, no fine-tune, included); with ``cfg.distill``, distilled from ``teacher``
-    (the dense network)."""
+    """Stage 3: the recovery recipe (``cfg.recipe``, :mod:`prune_env.app.recovery`) on the train
+    split, the best epoch by validation accuracy (epoch 0, no fine-tune, included); with
+    ``cfg.distill``, distilled from ``teacher`` (the dense network)."""
     if cfg.distill and teacher is None:
         raise ValueError("distillation (cfg.distill) needs the dense network as teacher")
+    recipe = recovery_recipe(cfg)
     device = next(model.parameters()).device
     val = tuple(t.to(device) for t in data.val.tensors())
-    optimizer = torch.optim.Adam(model.parameters(), lr=FINETUNE_LR)
-    steps = len(data.train) // FINETUNE_BATCH
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.finetune_epochs * steps)
-        if cfg.finetune_epochs > 0
-        else None
-    )
+    if recipe.optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay, nesterov=True
+        )
+    total = recipe.epochs * (len(data.train) // recipe.batch_size)
+    scheduler = None
+    if total > 0 and recipe.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    elif total > 0:
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=total)
+    transform = None
+    if recipe.augment:
+        generator = torch.Generator().manual_seed(cfg.seed)
+        transform = lambda x: augment(x, generator)  # noqa: E731
 
     def log(epoch: int, acc: float) -> None:
         if cfg.progress:
-            print(f"fine-tune epoch {epoch}/{cfg.finetune_epochs}: validation accuracy {acc:.4f}")
+            print(f"fine-tune epoch {epoch}/{recipe.epochs}: validation accuracy {acc:.4f}")
 
     return train_epochs(
-        model, data.train, val, optimizer, epochs=cfg.finetune_epochs, batch_size=FINETUNE_BATCH,
-        rng=np.random.default_rng(cfg.seed), scheduler=scheduler, include_start=True, log=log,
+        model, data.train, val, optimizer, epochs=recipe.epochs, batch_size=recipe.batch_size,
+        rng=np.random.default_rng(cfg.seed), scheduler=scheduler, transform=transform, include_start=True, log=log,
         loss=Distillation(teacher, cfg.distill_temperature, cfg.distill_weight) if cfg.distill else cross_entropy,
     )  # fmt: skip
+
+
+def recovery_recipe(cfg: PruneConfig) -> RecoveryRecipe:
+    """The run's recovery recipe, resolved for its task."""
+    return resolve_recipe(cfg.recipe, cfg.task, cfg.finetune_epochs, cfg.distill)
 
 
 def split_accuracies(model: nn.Module, data: Dataset) -> dict:
@@ -221,7 +236,8 @@ def finish(
         "search": selection.summary(),
         **({"training": asdict(training)} if training is not None else {}),
         "selected": chosen.to_dict(),
-        "finetune_epochs": cfg.finetune_epochs,
+        "finetune_epochs": recovery_recipe(cfg).epochs,
+        "recovery": asdict(recovery_recipe(cfg)),
         "best_finetune_epoch": tuned.best_epoch,
         "device": str(problem.device),
         "latency_batch": cfg.latency_batch,

@@ -57,6 +57,15 @@ def _fmt_int(n: float) -> str:
     return f"{int(n):,}"
 
 
+def _recipe(m: dict) -> str:
+    r = m.get("recovery")
+    if r is None:  # runs written before recipes had names
+        return ""
+    extra = ", augmented" if r["augment"] else ""
+    return (f"recipe `{r['name']}` ({r['optimizer']}, lr {r['lr']:g}, weight decay {r['weight_decay']:g}, "
+            f"batch {r['batch_size']}, {r['schedule']} schedule{extra}), ")  # fmt: skip
+
+
 def _distilled(config: dict) -> str:
     if not config.get("distill"):
         return ""
@@ -92,7 +101,7 @@ def markdown_report(m: dict) -> str:
         f"| budget: {budget['name']} <= {budget['limit']:g} | 1.000 | {budget['value']:.4f} | {status} |",
         f"| agent timesteps / wall time | | {m['timesteps']:,} | {m['wall_seconds']:.0f} s |",
         "",
-        f"Fine-tune of the pruned network: {m['finetune_epochs']} epoch(s) on the train split{_distilled(m['config'])}, "
+        f"Fine-tune of the pruned network: {_recipe(m)}{m['finetune_epochs']} epoch(s) on the train split{_distilled(m['config'])}, "
         f"best epoch by validation "
         f"accuracy ({p['val_accuracy_after_finetune']:.2%}). The mask was chosen among "
         f"{search['candidates']} candidate masks ({search['feasible_candidates']} within the budget) by validation "

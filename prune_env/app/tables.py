@@ -35,6 +35,7 @@ from prune_env.errors import TableError, TableMismatchError
 from prune_env.problem import PruneProblem
 from prune_env.tabular.table import FORMAT, Table, prefix_offsets
 from prune_env.zoo.sources import task_dataset
+from prune_env.zoo.tasks import checkpoint_path, file_sha256
 
 FINETUNE_STEPS, EVAL_SAMPLES = 32, 1000  # the boards' scoring protocol
 LEVELS = {"fashion-mnist-mlp": 32}  # levels per group where not DEFAULT_LEVELS
@@ -42,6 +43,12 @@ DEFAULT_LEVELS = 5
 FINAL_EPOCHS = {"fashion-mnist-mlp": 2}  # the boards' final fine-tune (fmnist-*-cpu.yaml); default 1
 FINAL_SAMPLE, STRATA = 200, 10
 LATENCY_REPEATS = 15
+
+
+def checkpoint_sha256(task: str) -> str | None:
+    """The digest of the task's shipped weights (what a table's cells were pruned from)."""
+    path = checkpoint_path(task)
+    return file_sha256(path) if path.is_file() else None
 
 
 def level_grid(count: int) -> list[float]:
@@ -110,6 +117,13 @@ class Plan:
     stratified final sample (all decided up front, so workers and resumes agree)."""
 
     def __init__(self, problem: PruneProblem, levels: list[float], final_sample: int, seed: int = 0):
+        for g in problem.groups:
+            units = [max(int(round(v * g.width)), 1) for v in levels]
+            if len(set(units)) != len(units):
+                raise TableError(
+                    f"group {g.name!r} (width {g.width}) keeps the same number of units at two of the "
+                    f"{len(levels)} levels ({units}): use fewer --levels"
+                )
         self.levels = levels
         self.num_groups, self.num_levels = problem.num_groups, len(levels)
         self.num_cells = self.num_levels**self.num_groups
@@ -175,8 +189,9 @@ def read_rows(folder: Path, prefix: str) -> dict[int, dict]:
 
 
 def _append(path: Path, row: dict) -> None:
+    torn = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
     with path.open("a") as fh:
-        fh.write(json.dumps(row) + "\n")
+        fh.write(("\n" if torn else "") + json.dumps(row) + "\n")  # a killed writer's torn line stays alone
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -239,9 +254,11 @@ def build_table(
 
 
 def _check_work(work: Path, task: str, levels: list[float], final_sample: int) -> None:
-    """A work folder belongs to one build recipe: refuse to mix recipes."""
+    """A work folder belongs to one build recipe (grid, protocol, checkpoint, torch): refuse to
+    mix rows scored another way."""
     recipe = {"task": task, "levels": levels, "final_sample": final_sample, "finetune_steps": FINETUNE_STEPS,
-              "eval_samples": EVAL_SAMPLES, "format": FORMAT}  # fmt: skip
+              "eval_samples": EVAL_SAMPLES, "format": FORMAT, "final_epochs": FINAL_EPOCHS.get(task, 1),
+              "checkpoint_sha256": checkpoint_sha256(task), "torch": torch.__version__}  # fmt: skip
     path = work / "recipe.json"
     if path.is_file():
         old = json.loads(path.read_text())
@@ -345,11 +362,41 @@ def verify_table(table: Table, *, cells: int = 20, seed: int = 0, data_dir=None)
     )
     differences = []
     for cell in sorted(chosen.tolist()):
-        live = score_cell(problem, levels, cell, table.cell_levels(cell))
+        digits = table.cell_levels(cell)
+        live = score_cell(problem, levels, cell, digits)
         for key in ("correct_finetuned", "correct_raw", "params_ratio", "flops_ratio"):
             stored = table.arrays[key][cell].item()
             if live[key] != stored:
                 differences.append({"cell": cell, "value": key, "table": stored, "live": live[key]})
+        keep = cell_keep(problem, levels, digits)
+        if problem.masks_to_dict(keep) != table.masks(cell):
+            differences.append(
+                {
+                    "cell": cell,
+                    "value": "masks",
+                    "table": table.masks(cell),
+                    "live": problem.masks_to_dict(keep),
+                }
+            )
+        # what the observation reads along the cell's episode: the estimates of each prefix
+        dense = [np.ones(g.width, dtype=bool) for g in problem.groups]
+        one = [problem.keep_largest(g, 0.0) for g in problem.groups]
+        for t in range(table.num_groups + 1):
+            prefix = table.prefix(digits[:t])
+            used = problem.estimate.ratios(keep[:t] + dense[t:])
+            floor = problem.estimate.ratios(keep[:t] + one[t:]) if t < table.num_groups else used
+            for kind, u, f in zip(("params", "flops"), used, floor):
+                for which, value in (("used", u), ("floor", f)):
+                    stored = table.estimate(kind, which)[prefix].item()
+                    if value != stored:
+                        differences.append(
+                            {
+                                "cell": cell,
+                                "value": f"estimate_{kind}_{which}[{t}]",
+                                "table": stored,
+                                "live": value,
+                            }
+                        )
     return differences
 
 

@@ -8,8 +8,6 @@ cell for any limit is known (``env.unwrapped.optimum()``): regret is measurable.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -18,7 +16,7 @@ from gymnasium.error import ResetNeeded
 from prune_env.env import DESCRIPTOR_NAMES, OBSERVATIONS, SUMMARY_NAMES
 from prune_env.errors import InvalidActionError
 from prune_env.tabular.problem import TabularProblem
-from prune_env.tabular.table import Optimum, Table
+from prune_env.tabular.table import Optimum, Table, nearest_level
 
 ACTION_MODES = ("ratio", "discrete")
 BUDGET_USED, BUDGET_LIMIT, BUDGET_REMAINING = 11, 12, 13  # observation entries that depend on the limit
@@ -26,62 +24,60 @@ BUDGET_USED, BUDGET_LIMIT, BUDGET_REMAINING = 11, 12, 13  # observation entries 
 
 class TabularPruneEnv(gym.Env):
     """
-        ## Description
-        :class:`prune_env.PruneEnv` over a pruning table (:mod:`prune_env.tabular.table`): the
-        network is never touched. Every cell of the table (one keep level per group, each group
-        keeping its largest-L1 units) was scored once by the live env, its fine-tune seeded by the
-        cell's number; ``prune-env table verify`` re-scores cells live and checks they match.
+    ## Description
+    :class:`prune_env.PruneEnv` over a pruning table (:mod:`prune_env.tabular.table`): the
+    network is never touched. Every cell of the table (one keep level per group, each group
+    keeping its largest-L1 units) was scored once by the live env, its fine-tune seeded by the
+    cell's number; ``prune-env table verify`` re-scores cells live and checks they match.
 
-        ## Action Space
-        - ``action_mode="ratio"``: ``Box(0, 1, (1,))`` as PruneEnv's ratio mode, snapped to the
-          table's nearest keep level (``info["level"]``).
-        - ``action_mode="discrete"``: ``Discrete(levels)``, the level index.
+    ## Action Space
+    - ``action_mode="ratio"``: ``Box(0, 1, (1,))`` as PruneEnv's ratio mode, snapped to the
+      table's nearest keep level (``info["level"]``).
+    - ``action_mode="discrete"``: ``Discrete(levels)``, the level index.
 
-        ## Observation Space
-        PruneEnv's, entry for entry (``observation="summary"``, the default: 26 entries;
-        ``"units"``: 15 + widest group's units); see :class:`prune_env.PruneEnv`. Entries 11 and 17
-        come from the analytic estimates the table stores per prefix of decided groups.
+    ## Observation Space
+    PruneEnv's, entry for entry (``observation="summary"``, the default: 26 entries;
+    ``"units"``: 15 + widest group's units); see :class:`prune_env.PruneEnv`. Entries 11 and 17
+    come from the analytic estimates the table stores per prefix of decided groups.
 
-        ## Rewards
-        0 on every step but the last; then the table's validation accuracy of the chosen cell
-        under ``scoring``: ``"finetuned"`` (the boards' protocol: 32 Adam steps, 1,000 images) or
-        ``"raw"`` (no fine-tune).
+    ## Rewards
+    0 on every step but the last; then the table's validation accuracy of the chosen cell
+    under ``scoring``: ``"finetuned"`` (the boards' protocol: 32 Adam steps, 1,000 images) or
+    ``"raw"`` (no fine-tune).
 
-        ## Cost
-        As PruneEnv: ``info["cost"]`` (0 before the last step, then the first budget's ratio) and
-        ``info["costs"]``. Budgets: ``"params"``, ``"flops"``, ``"latency"`` (a CPU latency measured
-        once when the table was built), or a list of them.
+    ## Cost
+    As PruneEnv: ``info["cost"]`` (0 before the last step, then the first budget's ratio) and
+    ``info["costs"]``. Budgets: ``"params"``, ``"flops"``, ``"latency"`` (a CPU latency measured
+    once when the table was built), or a list of them.
 
-        ## Instance distributions
-        ``budget_limit`` a number, a ``(low, high)`` range or a list, drawn per episode as in
-        PruneEnv; ``reset(options={"budget_limit": x})`` fixes it for one episode.
+    ## Instance distributions
+    ``budget_limit`` a number, a ``(low, high)`` range or a list, drawn per episode as in
+    PruneEnv; ``reset(options={"budget_limit": x})`` fixes it for one episode.
 
-        ## Episode End
-        After one step per group. Final ``info``: PruneEnv's (``accuracy``, ``cost``, ``costs``,
-        ``budgets``, ``params_ratio``, ``flops_ratio``, ``constraint_satisfied``, ``masks``,
-        ``widths``, ``scored``) plus ``cell`` (the cell's number) and ``levels`` (level per group).
+    ## Episode End
+    After one step per group. Final ``info``: PruneEnv's (``accuracy``, ``cost``, ``costs``,
+    ``budgets``, ``params_ratio``, ``flops_ratio``, ``constraint_satisfied``, ``masks``,
+    ``widths``, ``scored``) plus ``cell`` (the cell's number) and ``levels`` (level per group).
 
-        ## Arguments
-        | argument | default | meaning |
-        |----------|---------|---------|
-        | task | "fashion-mnist-cnn" | a task a table ships for (``prune_env.tabular.available()``) |
-        | table | None | a :class:`Table` or a table file instead of the shipped one |
-        | budget | "params" | "params", "flops", "latency", or a list of them |
-        | budget_limit | 0.1 | a float, a ``(low, high)`` range or a list (drawn per episode) |
-        | action_mode | "ratio" | "ratio" or "discrete" |
-        | observation | "summary" | "summary" or "units" |
-        | scoring | "finetuned" | "finetuned" or "raw" |
+    ## Arguments
+    | argument | default | meaning |
+    |----------|---------|---------|
+    | task | "fashion-mnist-cnn" | a task a table ships for (``prune_env.tabular.available()``) |
+    | table | None | a :class:`Table` or a table file instead of the shipped one |
+    | budget | "params" | "params", "flops", "latency", or a list of them |
+    | budget_limit | 0.1 | a float, a ``(low, high)`` range or a list (drawn per episode) |
+    | action_mode | "ratio" | "ratio" or "discrete" |
+    | observation | "summary" | "summary" or "units" |
+    | scoring | "finetuned" | "finetuned" or "raw" |
 
-        ```python
-        from bisect import bisect_left
-
+    ```python
     import gymnasium as gym
-        import prune_env  # registers PruneEnv-Tabular-v0
-        env = gym.make("PruneEnv-Tabular-v0", task="fashion-mnist-cnn", budget="params", budget_limit=0.1)
-        ```
+    import prune_env  # registers PruneEnv-Tabular-v0
+    env = gym.make("PruneEnv-Tabular-v0", task="fashion-mnist-mlp", budget="params", budget_limit=0.25)
+    ```
 
-        ## Version History
-        - v0: initial release.
+    ## Version History
+    - v0: initial release.
     """
 
     metadata = {"render_modes": []}
@@ -109,9 +105,10 @@ class TabularPruneEnv(gym.Env):
         self.action_mode, self.observation_kind = action_mode, observation
         tab = self.table
         self._levels = tab.levels
-        self._midpoints = ((tab.levels[1:] + tab.levels[:-1]) / 2).tolist()
+        self._midpoints = tab.midpoints
         self._radix_levels = tab.num_levels
         self._rows, self._used = self._observation_rows()
+        self._cell_estimate = self._used[tab.offsets[-2] :]  # full cells: the estimate of each
         self.observation_space = spaces.Box(-1.0, 1.0, (self._rows.shape[1],), np.float32)
         if action_mode == "ratio":
             self.action_space = spaces.Box(0.0, 1.0, (1,), np.float32)
@@ -119,6 +116,8 @@ class TabularPruneEnv(gym.Env):
             self.action_space = spaces.Discrete(tab.num_levels)
         self._offsets = tab.offsets.tolist()
         self._names = tab.group_names
+        self._units = tab.units.tolist()
+        self._forced = [[int(round(v * w)) == 0 for v in tab.levels] for w in tab.widths.tolist()]
         self._zero_costs = [0.0] * len(self.problem.budgets)
         self._step_index: int | None = None
         self._number = 0  # the decided prefix, in mixed radix
@@ -174,12 +173,13 @@ class TabularPruneEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - {"task", "budget_limit"})
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; known: 'task', 'budget_limit'")
-        if "task" in options and options["task"] != self.table.task:
-            raise ValueError(f"task {options['task']!r} is not this env's task {self.table.task!r}")
+        options = options or {}
+        if options:
+            unknown = sorted(set(options) - {"task", "budget_limit"})
+            if unknown:
+                raise ValueError(f"unknown reset option(s) {unknown}; known: 'task', 'budget_limit'")
+            if "task" in options and options["task"] != self.table.task:
+                raise ValueError(f"task {options['task']!r} is not this env's task {self.table.task!r}")
         if "budget_limit" in options:
             self.problem.set_budget_limit(options["budget_limit"])
         else:
@@ -204,14 +204,18 @@ class TabularPruneEnv(gym.Env):
         self._step_index = t = t + 1
         info = {
             "group": self._names[t - 1],
-            "kept_units": int(self.table.units[t - 1][level]),
-            "forced_keep": False,
+            "kept_units": self._units[t - 1][level],
+            "forced_keep": self._forced[t - 1][level],
             "level": level,
         }
         obs = self._observation(self._offsets[t] + self._number)
         if t < len(self._names):
             info.update(cost=0.0, costs=list(self._zero_costs))
             return obs, 0.0, False, False, info
+        if self.problem.scoring == "finetuned":
+            # PruneEnv draws the fine-tune's seed here from np_random; drawing it too keeps every
+            # later limit (and observation) equal to the live env's after one seeded reset
+            self.np_random.integers(2**31)
         scored = self.problem.score_cell(self._number, source="episode", levels=self._chosen)
         info.update(
             scored.info(),
@@ -224,15 +228,16 @@ class TabularPruneEnv(gym.Env):
 
     def max_keep_ratio(self) -> float:
         """The largest keep level of the current group with which the episode can still meet the
-        first budget when every later group keeps one unit (PruneEnv's bound, on the table's
-        levels); 0 when none can."""
+        first budget (by the estimate the table stores) when every later group keeps the table's
+        lowest level: PruneEnv's bound (AMC's), on the table's grid, so the wrappers that clip or
+        scale actions to it (ClipToBudget, ScaleToBudget) keep every episode feasible. 0 when
+        none can (the lowest level is then kept)."""
         t = self._step_index
         if t is None or t >= len(self._names):
             raise ResetNeeded("max_keep_ratio() needs a running episode: call reset() first")
-        floors = self._floor[
-            self._offsets[t + 1] + self._number * self._radix_levels + np.arange(self._radix_levels)
-        ]
-        fitting = np.flatnonzero(floors <= self.budget_limits[0])
+        L, G = self._radix_levels, len(self._names)
+        first = (self._number * L + np.arange(L)) * L ** (G - t - 1)  # later groups at level 0
+        fitting = np.flatnonzero(self._cell_estimate[first] <= self.budget_limits[0])
         return float(self._levels[fitting[-1]]) if fitting.size else 0.0
 
     def _parse_action(self, action) -> int:
@@ -247,7 +252,10 @@ class TabularPruneEnv(gym.Env):
                     f"a discrete action is one level index in [0, {self._radix_levels}), got {action!r}"
                 )
             return int(value.flat[0])
-        ratio = action if isinstance(action, np.ndarray) else np.asarray(action, dtype=np.float64)
+        try:
+            ratio = action if isinstance(action, np.ndarray) else np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidActionError(f"ratio action must be a number in [0, 1], got {action!r}") from exc
         if ratio.size != 1:
             raise InvalidActionError(f"ratio action must hold one number in [0, 1], got shape {ratio.shape}")
         try:
@@ -256,7 +264,7 @@ class TabularPruneEnv(gym.Env):
             raise InvalidActionError(f"ratio action must be a number in [0, 1], got {action!r}") from exc
         if not 0.0 <= value <= 1.0:  # also refuses NaN
             raise InvalidActionError(f"ratio action must be a finite number in [0, 1], got {value}")
-        return bisect_left(self._midpoints, value)  # the nearest level, the lower one on a tie
+        return nearest_level(self._midpoints, value)
 
     # --- observations -------------------------------------------------------------------------
 
@@ -276,7 +284,6 @@ class TabularPruneEnv(gym.Env):
         that depend on the limit (filled in per step), computed with the same float32 casts."""
         tab, kind = self.table, self.problem.estimate_kind
         used, floor = tab.estimate(kind, "used"), tab.estimate(kind, "floor")
-        self._floor = floor
         G = tab.num_groups
         width = len(DESCRIPTOR_NAMES) + (
             len(SUMMARY_NAMES) if self.observation_kind == "summary" else self.max_units

@@ -18,7 +18,7 @@ from prune_env.budgets import Params, make_budget_list, make_budgets
 from prune_env.errors import TableError
 from prune_env.limits import LimitDistribution, parse_limits
 from prune_env.scored import ScoredMask, ScoringProtocol
-from prune_env.tabular.table import BUDGETS, Table
+from prune_env.tabular.table import BUDGETS, Table, nearest_level
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,10 @@ class TabularProblem:
         self._kept_lists = [[k.tolist() for k in per_level] for per_level in self.table.kept]
         self._units = self.table.units.tolist()
         self._protocols = {column: self.table.protocol(column) for column in ("finetuned", "raw")}
+        self._accuracy_lists = {column: a.tolist() for column, a in self._accuracy.items()}  # floats
+        self._cost_lists = [c.tolist() for c in self._costs]
+        self._params_list, self._flops_list = self._params.tolist(), self._flops.tolist()
+        self._budget_names = [b.name for b in self.budgets]
         self.evaluations = 0
         self.last_masks: list[np.ndarray] | None = None
 
@@ -118,7 +122,8 @@ class TabularProblem:
         return list(self.budget_limits)
 
     def optimum(self, column: str | None = None):
-        """The table's best cell within the first budget's limit in force."""
+        """The table's best cell within the first budget's limit in force (the first budget's
+        constraint only, as regret is measured)."""
         return self.table.optimum(self.budgets[0].name, self.budget_limits[0], column or self.scoring)
 
     # --- the scoring protocol (a column of the table) -----------------------------------------
@@ -160,7 +165,7 @@ class TabularProblem:
 
     def level_index(self, ratio: float) -> int:
         """The table's keep level nearest ``ratio`` (the lower one on a tie)."""
-        return int(np.argmin(np.abs(self.table.levels - float(ratio))))
+        return nearest_level(self.table.midpoints, float(ratio))
 
     def keep_at_level(self, group: TableGroup, level: int) -> np.ndarray:
         kept = np.zeros(group.width, dtype=bool)
@@ -180,7 +185,8 @@ class TabularProblem:
         return {g.name: np.flatnonzero(keep[g.index]).tolist() for g in self.groups}
 
     def parse_masks(self, masks) -> list[np.ndarray]:
-        """Keep-arrays from group name -> kept indices or one boolean array per group."""
+        """Keep-arrays from group name -> kept indices or one boolean array per group; raises
+        ``ValueError`` as PruneProblem's does (bad indices, a group keeping nothing)."""
         if isinstance(masks, Mapping):
             unknown = set(masks) - set(self.group_names)
             if unknown:
@@ -188,14 +194,22 @@ class TabularProblem:
             keep = []
             for g in self.groups:
                 kept = np.zeros(g.width, dtype=bool)
-                kept[np.asarray(masks.get(g.name, range(g.width)), dtype=np.int64)] = True
+                idx = np.asarray(masks.get(g.name, range(g.width)), dtype=np.int64)
+                if idx.size and (idx.min() < 0 or idx.max() >= g.width):
+                    raise ValueError(
+                        f"kept indices of group {g.name!r} must be in [0, {g.width}), got {idx.tolist()}"
+                    )
+                kept[idx] = True
                 keep.append(kept)
-            return keep
-        keep = [np.asarray(k, dtype=bool) for k in masks]
-        if len(keep) != self.num_groups or any(k.shape != (g.width,) for k, g in zip(keep, self.groups)):
-            raise ValueError(
-                f"masks must be one boolean array per group with widths {[g.width for g in self.groups]}"
-            )
+        else:
+            keep = [np.asarray(k, dtype=bool) for k in masks]
+            if len(keep) != self.num_groups or any(k.shape != (g.width,) for k, g in zip(keep, self.groups)):
+                raise ValueError(
+                    f"masks must be one boolean array per group with widths {[g.width for g in self.groups]}"
+                )
+        for k, g in zip(keep, self.groups):
+            if not k.any():
+                raise ValueError(f"group {g.name!r} must keep at least one unit")
         return keep
 
     def levels_of(self, keep) -> list[int]:
@@ -229,18 +243,19 @@ class TabularProblem:
         """The table's record of one cell under the limits in force (``levels``: its level
         indices, when the caller knows them)."""
         self.evaluations += 1
-        costs = [float(c[cell]) for c in self._costs]
+        costs = [c[cell] for c in self._cost_lists]
         levels = self.table.cell_levels(cell) if levels is None else levels
+        limits = list(self.budget_limits)
         return ScoredMask(
-            masks={name: self._kept_lists[g][j] for g, (name, j) in enumerate(zip(self._names, levels))},
+            masks={name: self._kept_lists[g][j][:] for g, (name, j) in enumerate(zip(self._names, levels))},
             widths={name: self._units[g][j] for g, (name, j) in enumerate(zip(self._names, levels))},
-            accuracy=float(self._accuracy[self.scoring][cell]),
+            accuracy=self._accuracy_lists[self.scoring][cell],
             costs=costs,
-            budgets={b.name: c for b, c in zip(self.budgets, costs)},
-            limits=list(self.budget_limits),
-            params_ratio=float(self._params[cell]),
-            flops_ratio=float(self._flops[cell]),
-            satisfied=all(c <= lim for c, lim in zip(costs, self.budget_limits)),
+            budgets=dict(zip(self._budget_names, costs)),
+            limits=limits,
+            params_ratio=self._params_list[cell],
+            flops_ratio=self._flops_list[cell],
+            satisfied=all(c <= lim for c, lim in zip(costs, limits)),
             protocol=self._protocols[self.scoring],
             source=source,
         )

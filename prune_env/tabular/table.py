@@ -22,6 +22,7 @@ the checkpoint and the code version that built it.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,12 @@ def prefix_offsets(num_groups: int, num_levels: int) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
+def nearest_level(midpoints: list[float], ratio: float) -> int:
+    """The index of the level nearest ``ratio`` given the midpoints between consecutive levels
+    (the lower level on a tie): how every ratio is snapped to a table's grid."""
+    return bisect_left(midpoints, ratio)
+
+
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rank correlation (ties share their average rank)."""
     rx, ry = _ranks(np.asarray(x, dtype=np.float64)), _ranks(np.asarray(y, dtype=np.float64))
@@ -93,6 +100,7 @@ class Table:
         self.units = np.asarray(
             [[max(int(round(level * w)), 1) for level in self.levels] for w in self.widths], dtype=np.int64
         )
+        self.midpoints: list[float] = ((self.levels[1:] + self.levels[:-1]) / 2).tolist()
         self.offsets = prefix_offsets(self.num_groups, self.num_levels)
         self._radix = self.num_levels ** np.arange(self.num_groups - 1, -1, -1, dtype=np.int64)
         offsets = self.arrays["importance_offsets"]
@@ -267,6 +275,8 @@ class Table:
 
     def _check(self) -> None:
         meta, arrays = self.meta, self.arrays
+        if not isinstance(meta, dict):
+            raise TableError("a table's header must be a JSON object")
         if meta.get("format") != FORMAT:
             raise TableError(
                 f"table format {meta.get('format')!r} is not {FORMAT}: rebuild it with this version"
@@ -274,6 +284,21 @@ class Table:
         for key in ("task", "levels", "groups", "protocols", "dense_latency_ms"):
             if key not in meta:
                 raise TableError(f"the table's header lacks {key!r}")
+        levels_ = np.asarray(meta["levels"], dtype=np.float64)
+        if (
+            levels_.ndim != 1
+            or len(levels_) < 2
+            or not (np.all(np.diff(levels_) > 0) and levels_[0] > 0 and levels_[-1] <= 1)
+        ):
+            raise TableError(f"a table's levels must increase strictly within (0, 1], got {meta['levels']}")
+        widths = [int(g["width"]) for g in meta["groups"]]
+        for w in widths:
+            units = [max(int(round(v * w)), 1) for v in levels_]
+            if len(set(units)) != len(units):
+                raise TableError(
+                    f"a group of width {w} keeps the same number of units at two levels ({units}): "
+                    "every level of a table must be a different mask; use fewer levels"
+                )
         groups, levels = len(meta["groups"]), len(meta["levels"])
         cells, prefixes = levels**groups, int(prefix_offsets(groups, levels)[-1])
         expected = {
@@ -290,6 +315,14 @@ class Table:
                 raise TableError(f"table array {name!r} has shape {got}, expected {shape} (None: any)")
         if len({arrays[k].shape for k in FINAL_ARRAYS}) != 1:
             raise TableError("the final-fine-tune arrays differ in length")
+        offsets = arrays["importance_offsets"]
+        if offsets[0] != 0 or np.diff(offsets).tolist() != widths or offsets[-1] != len(arrays["importance"]):
+            raise TableError("importance_offsets do not match the groups' widths")
+        for column in COLUMNS:
+            counts = arrays[f"correct_{column}"]
+            n = int(meta["protocols"][column]["eval_samples"])
+            if counts.dtype.kind not in "iu" or counts.min() < 0 or counts.max() > n:
+                raise TableError(f"correct_{column} must hold integer counts in [0, {n}]")
 
     def __repr__(self) -> str:
         return f"Table(task={self.task!r}, groups={self.num_groups}, levels={self.levels.tolist()}, cells={self.num_cells})"

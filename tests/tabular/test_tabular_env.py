@@ -43,6 +43,32 @@ def test_observations_costs_and_limits_equal_the_live_env(mlp_table, observation
         assert live.problem.score(i1["masks"], seed=i1["cell"]).accuracy == r1
 
 
+def test_limits_drawn_after_one_seeded_reset_stay_equal_to_the_live_envs(mlp_table):
+    tab = TabularPruneEnv(table=mlp_table, budget_limit=(0.2, 0.6))
+    live = PruneEnv(
+        "fashion-mnist-mlp", action_mode="ratio", budget_limit=(0.2, 0.6), finetune_steps=32, eval_samples=50
+    )
+    tab.reset(seed=3)
+    live.reset(seed=3)
+    for _ in range(4):  # the live env draws each episode's fine-tune seed from the same generator
+        for _ in range(mlp_table.num_groups):
+            o1, *_ = tab.step(np.array([0.5], np.float32))
+            o2, *_ = live.step(np.array([0.5], np.float32))
+        (o1, i1), (o2, i2) = tab.reset(), live.reset()
+        assert i1["budget_limits"] == i2["budget_limits"] and np.array_equal(o1, o2)
+
+
+def test_records_do_not_share_the_tables_lists(mlp_table):
+    env = TabularPruneEnv(table=mlp_table)
+    for _ in range(2):
+        env.reset(seed=0)
+        env.step(np.array([1.0], np.float32))
+        info = env.step(np.array([1.0], np.float32))[4]
+        name = mlp_table.group_names[0]
+        assert len(info["masks"][name]) == mlp_table.widths[0]
+        info["masks"][name].append(-1)  # a caller changing its record changes nothing else
+
+
 def test_gymnasium_and_sb3_checkers_pass(mlp_table):
     for mode in ("ratio", "discrete"):
         check_env(
@@ -67,13 +93,16 @@ def test_ratio_actions_snap_to_the_nearest_level_and_discrete_actions_pick_one(m
     assert info["levels"] == [2, 1] and info["cell"] == 2 * 4 + 1
 
 
-@pytest.mark.parametrize("action", [np.array([1.5]), np.array([np.nan]), np.array([0.2, 0.3])])
+@pytest.mark.parametrize("action", [np.array([1.5]), np.array([np.nan]), np.array([0.2, 0.3]), "half"])
 def test_bad_actions_raise_and_leave_the_episode_unchanged(mlp_table, action):
     env = TabularPruneEnv(table=mlp_table)
-    obs, _ = env.reset(seed=0)
+    env.reset(seed=0)
+    env.step(np.array([0.5], np.float32))  # the last step is the one that scores
     with pytest.raises(InvalidActionError):
         env.step(action)
-    assert env._step_index == 0 and env._chosen == []
+    assert env._step_index == 1 and env._chosen == [1] and env._number == 1
+    reward = env.step(np.array([1.0], np.float32))[1]  # the episode goes on as if nothing happened
+    assert reward == mlp_table.accuracy()[mlp_table.cell([1, 3])]
     disc = TabularPruneEnv(table=mlp_table, action_mode="discrete")
     disc.reset(seed=0)
     with pytest.raises(InvalidActionError):
@@ -81,25 +110,31 @@ def test_bad_actions_raise_and_leave_the_episode_unchanged(mlp_table, action):
 
 
 def test_max_keep_ratio_is_the_largest_level_that_can_still_fit(mlp_table):
-    live = PruneEnv("fashion-mnist-mlp", action_mode="ratio", budget_limit=0.3)
-    env = TabularPruneEnv(table=mlp_table, budget_limit=0.3)
-    env.reset(seed=0)
-    problem = live.problem
-    one = problem.keep_largest(problem.groups[1], 0.0)
-    fitting = [
-        v
-        for v in mlp_table.levels
-        if problem.fits_estimate([problem.keep_largest(problem.groups[0], v), one])
-    ]
-    assert env.max_keep_ratio() == max(fitting)
-    env.step(np.array([0.25], np.float32))
-    first = problem.keep_largest(problem.groups[0], 0.25)
-    fitting = [
-        v
-        for v in mlp_table.levels
-        if problem.fits_estimate([first, problem.keep_largest(problem.groups[1], v)])
-    ]
-    assert env.max_keep_ratio() == (max(fitting) if fitting else 0.0)
+    # brute force over the table: the largest level of the current group for which the cell with
+    # every later group at the lowest level is within the limit (params estimates are exact)
+    cost = mlp_table.cost("params")
+    for limit in (0.06, 0.1, 0.3, 0.7):
+        env = TabularPruneEnv(table=mlp_table, budget_limit=limit)
+        env.reset(seed=0)
+        first = [j for j in range(4) if cost[mlp_table.cell([j, 0])] <= limit]
+        assert env.max_keep_ratio() == (mlp_table.levels[max(first)] if first else 0.0)
+        env.step(np.array([0.25], np.float32))
+        second = [j for j in range(4) if cost[mlp_table.cell([0, j])] <= limit]
+        assert env.max_keep_ratio() == (mlp_table.levels[max(second)] if second else 0.0)
+
+
+@pytest.mark.parametrize("agent_wrapper", ["clip", "scale"])
+def test_clipped_and_scaled_actions_always_meet_the_budget_when_any_cell_does(mlp_table, agent_wrapper):
+    from prune_env.wrappers import ClipToBudget, ScaleToBudget
+
+    env = TabularPruneEnv(table=mlp_table, budget_limit=(0.25, 0.6))
+    wrapped = ClipToBudget(env) if agent_wrapper == "clip" else ScaleToBudget(env)
+    rng = np.random.default_rng(0)
+    for episode in range(40):
+        wrapped.reset(seed=episode)
+        for _ in range(mlp_table.num_groups):
+            _, _, done, _, info = wrapped.step(rng.uniform(0, 1, 1).astype(np.float32))
+        assert done and info["constraint_satisfied"], info["budget_limits"]
 
 
 def test_the_optimum_is_the_regret_reference(mlp_table):
