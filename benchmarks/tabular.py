@@ -12,8 +12,8 @@ k masks; regret is the table's optimum minus that, in points (no feasible mask y
 optimum). One JSON line per (task, instance, method, seed), appended atomically: a killed run
 resumes. The report (``TABULAR.md`` and one plot per task) gives mean regret with 95% bootstrap
 intervals over seeds, the share of seeds that found the optimum (Wilson interval), evaluations
-to come within 0.1 points, and, for the CNN, how the table's ranking of methods compares with
-the live leaderboard's. ``--step-rate`` measures the env's steps per second instead.
+to come within 0.1 points, and how the table's ranking of methods compares with the live
+leaderboard's on the same task, budget and limit. ``--step-rate`` measures the env's steps per second instead.
 """
 
 from __future__ import annotations
@@ -44,7 +44,10 @@ from prune_env.app import EpisodeRecorder, run_baseline_search  # noqa: E402
 from prune_env.tabular.table import DATA_DIR, Table, spearman  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "tabular.jsonl"
-BOARDS = {"fashion-mnist-cnn": Path(__file__).parent / "results" / "fmnist-cnn-cpu.jsonl"}
+BOARDS = {  # the live leaderboards of the same tasks, budgets and limits
+    "fashion-mnist-cnn": Path(__file__).parent / "results" / "fmnist-cnn-cpu.jsonl",
+    "fashion-mnist-mlp": Path(__file__).parent / "results" / "fmnist-mlp-cpu.jsonl",
+}
 ROW_KEYS = ("task", "budget", "limit", "method", "seed", "table_sha256", "best", "optimum")
 INSTANCES = ("params:0.1", "params:0.25", "flops:0.3")
 SEARCHES = ("random-search", "evolution")

@@ -56,3 +56,27 @@ def test_runs_resume_and_regret_is_against_the_brute_force_optimum(tmp_path):
     assert (tmp_path / "fashion-mnist-mlp__tabular_regret.png").is_file()
     # a run of another length is not mixed into the report
     assert [r["seed"] for r in tabular.one_length([*rows, {**rows[0], "evaluations": 10}])] == [0, 1, 0, 1]
+
+
+def test_the_board_comparison_ranks_methods_by_both_scores(tmp_path, monkeypatch):
+    board = tmp_path / "board.jsonl"
+    entries = [
+        {"task": "t", "budget": "params", "limit": 0.1, "agent": agent, "seed": seed, "satisfied": True,
+         "params_ratio": 0.1, "test_accuracy": acc, "evaluations": 100}
+        for agent, accs in (("evolution", (0.88, 0.86)), ("ppo-lag", (0.85, 0.85)), ("amc-ddpg", (0.80, 0.82)))
+        for seed, acc in enumerate(accs)
+    ]  # fmt: skip
+    board.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    monkeypatch.setitem(tabular.BOARDS, "t", board)
+    rows = [
+        {
+            "method": m,
+            "evaluations": 200,
+            "best": [0.0] * 99 + [b] + [1.0] * 100,
+        }  # the table at the board's 100
+        for m, b in (("evolution", 0.9), ("ppo-lag", 0.8), ("amc-ddpg", 0.7))
+    ]
+    lines = tabular.board_comparison("t", rows, "params", 0.1)
+    text = "\n".join(lines)
+    assert "Spearman over methods: 1.00 (3 methods" in text
+    assert "| evolution | 100 | 90.00 | 87.00 (2 seeds) |" in text
