@@ -75,6 +75,7 @@ INSTANCES = (
     "fashion-mnist-resnet20:params:0.1",
 )
 FINETUNE_STEPS, EVAL_SAMPLES, EAGLEEYE_BATCHES = 32, 1000, 16
+SHIPPED_AGENT = "ppo-lag-scaled"  # the agent of rows written before rows named their agent
 
 
 def grid(max_evaluations: int) -> list[int]:
@@ -110,6 +111,26 @@ def best_so_far(candidates: list[dict], ks: list[int], key: str = "accuracy") ->
         if i + 1 in ks:
             out[i + 1] = best
     return out
+
+
+def reusable(row: dict, policy) -> bool:
+    """Whether a stored row holds for ``policy``: the policy's own candidates only for that very
+    file; the agent from scratch for the same agent; the searches for any policy (they never read
+    it), so another policy attempt re-runs only its own rows."""
+    if row["method"] == "policy":
+        return row["policy_sha256"] == policy.meta["sha256"]
+    if row["method"] == "scratch":
+        return row.get("agent", SHIPPED_AGENT) == policy.agent
+    return True
+
+
+def rows_for(rows: list[dict], policy) -> list[dict]:
+    """One row per (instance, seed, method) that holds for ``policy`` (the first stored)."""
+    unique: dict = {}
+    for r in rows:
+        if reusable(r, policy):
+            unique.setdefault((json.dumps(r["instance"], sort_keys=True), r["seed"], r["method"]), r)
+    return list(unique.values())
 
 
 def _row(record) -> dict:
@@ -215,6 +236,7 @@ def measure(instance: dict, seed: int, method: str, policy, args, finals: dict) 
     test = {str(k): (None if i is None else final(candidates[i]["masks"])) for k, i in chosen.items()}
     return {
         "instance": instance, "seed": seed, "method": method, "policy": args.policy_label, "policy_sha256": policy.meta["sha256"],
+        "agent": policy.agent,
         "protocol": {"finetune_steps": FINETUNE_STEPS, "eval_samples": EVAL_SAMPLES, "bn_recalibration": 0},
         "final_steps": args.final_steps, "threads": torch.get_num_threads(), "seconds": round(seconds, 1),
         "candidates": [{k: v for k, v in c.items() if k != "masks"} for c in candidates],
@@ -296,7 +318,7 @@ def report(rows: list[dict], policy_meta: dict, results: Path, ks: list[int]) ->
         f"python benchmarks/transfer.py --seeds {' '.join(map(str, seeds))} --max-evaluations {max(ks)}",
         "```",
         "",
-        f"Policy: `{rows[0]['policy']}` ({policy_meta.get('agent')}), trained on {', '.join(policy_meta.get('tasks', []))} "
+        f"Policy: `{next((r['policy'] for r in rows if r['method'] == 'policy'), '-')}` ({policy_meta.get('agent')}), trained on {', '.join(policy_meta.get('tasks', []))} "
         f"at {json.dumps(policy_meta.get('budgets'))}, {policy_meta.get('timesteps')} timesteps: "
         f"**{policy_meta.get('evaluations')} training evaluations**, {policy_meta.get('cpu_seconds')} CPU s "
         f"({policy_meta.get('wall_seconds')} s wall), training episodes scored with {json.dumps(policy_meta.get('protocol'))}.",
@@ -451,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     ks = grid(args.max_evaluations)
     done = {(json.dumps(r["instance"], sort_keys=True), r["seed"], r["method"])
             for r in read_results(args.results, require=ROW_KEYS, what="transfer result")
-            if r["policy_sha256"] == policy.meta["sha256"]}  # fmt: skip
+            if reusable(r, policy)}  # fmt: skip
     finals: dict = {}
     if not args.report_only:
         for instance in instances:
@@ -467,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{instance['task']} {instance['budget']}<={instance['limit']:g} seed {seed} {method}: "
                           f"{len(row['candidates'])} candidates, test {_fmt(best)}, {row['seconds']:.0f} s", flush=True)  # fmt: skip
     rows = read_results(args.results, require=ROW_KEYS, what="transfer result")
-    rows = [r for r in rows if r["policy_sha256"] == policy.meta["sha256"]]  # every instance of this policy
+    rows = rows_for(rows, policy)  # this policy's rows and every search's
     if not rows:
         print("no results yet")
         return 0

@@ -49,3 +49,25 @@ def test_the_verdict_and_the_break_even_from_the_curves():
     lines = verdict(summary, {"evaluations": 960}, [1, 16, 64, 160])
     assert "+1.00 points for evolution" in lines[0] and "not met" in lines[0]
     assert "needs 64 evaluations" in lines[1] and "break-even after 20.0 instances" in lines[1]
+
+
+def test_another_policy_reuses_the_searches_but_not_the_policys_rows():
+    from benchmarks.transfer import reusable, rows_for
+
+    shipped = PrunePolicy(policy=None, agent="ppo-lag-scaled", meta={**META, "sha256": "a"})
+    other = PrunePolicy(policy=None, agent="ppo-lag", meta={**META, "sha256": "b"})
+    inst = {"task": "fashion-mnist-mlp", "budget": "params", "limit": 0.1}
+    rows = [
+        {"instance": inst, "seed": 0, "method": "policy", "policy_sha256": "a"},
+        {"instance": inst, "seed": 0, "method": "scratch", "policy_sha256": "a"},  # older rows name no agent
+        {"instance": inst, "seed": 0, "method": "evolution", "policy_sha256": "a"},
+        {
+            "instance": inst,
+            "seed": 0,
+            "method": "evolution",
+            "policy_sha256": "b",
+        },  # a duplicate: the first holds
+    ]
+    assert [reusable(r, shipped) for r in rows] == [True, True, True, True]
+    assert [reusable(r, other) for r in rows] == [False, False, True, True]
+    assert [(r["method"], r["policy_sha256"]) for r in rows_for(rows, other)] == [("evolution", "a")]
