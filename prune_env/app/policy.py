@@ -35,6 +35,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 from agents import make_agent
 from agents.ppo_lag.policies import CostActorCriticPolicy
 from agents.registry import get_agent_spec, wrap_for_agent
+from prune_env.app.sampling import MIN_RATIO, scale_to_budget
 from prune_env.budgets import make_budget_list
 from prune_env.env import SUMMARY_NAMES, PruneEnv
 from prune_env.errors import PruneEnvError
@@ -317,16 +318,21 @@ def policy_env(policy: PrunePolicy, problem: PruneProblem) -> gym.Env:
     return wrap_for_agent(policy.agent, env)
 
 
-def propose(policy: PrunePolicy, problem: PruneProblem, evaluations: int, seed: int = 0) -> list[ScoredMask]:
-    """``evaluations`` candidates of the policy on ``problem``: its deterministic episode, then
-    sampled ones (torch seeded with ``seed``), each scored under the problem's protocol."""
+def propose(
+    policy: PrunePolicy, problem: PruneProblem, evaluations: int, seed: int = 0, *, refine: bool = False
+) -> list[ScoredMask]:
+    """``evaluations`` candidates of the policy on ``problem``, each scored under the problem's
+    protocol: its deterministic episode first, then sampled episodes (torch seeded with
+    ``seed``), or with ``refine`` a local search from the deterministic answer: each further
+    candidate changes one group's keep-ratio of the best feasible so far by a log-normal factor
+    and is scaled to the budget (evolution's mutation, :func:`prune_env.app.baselines.evolution`)."""
     if evaluations < 1:
         raise ValueError(f"evaluations must be >= 1, got {evaluations}")
     env = policy_env(policy, problem)
     records = []
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        for i in range(evaluations):
+        for i in range(1 if refine else evaluations):
             deterministic = i == 0
             obs, _ = env.reset(seed=seed + i)
             while True:
@@ -334,4 +340,22 @@ def propose(policy: PrunePolicy, problem: PruneProblem, evaluations: int, seed: 
                 if terminated or truncated:
                     break
             records.append(info["scored"].with_source("deterministic" if deterministic else "sampled"))
+    if refine:
+        records += _refine(problem, records[0], evaluations - 1, np.random.default_rng(seed))
+    return records
+
+
+def _refine(problem: PruneProblem, start: ScoredMask, evaluations: int, rng: np.random.Generator,
+            sigma: float = 0.5) -> list[ScoredMask]:  # fmt: skip
+    """A (1+1) local search from ``start``: mutate the best feasible candidate so far."""
+    best = start
+    records = []
+    for _ in range(evaluations):
+        ratios = np.asarray([best.widths[g.name] / g.width for g in problem.groups], dtype=np.float64)
+        group = rng.integers(problem.num_groups)
+        ratios[group] = np.clip(ratios[group] * np.exp(sigma * rng.normal()), MIN_RATIO, 1.0)
+        record = problem.score_ratios(scale_to_budget(problem, ratios), source="refined")
+        records.append(record)
+        if record.satisfied and (not best.satisfied or record.accuracy > best.accuracy):
+            best = record
     return records

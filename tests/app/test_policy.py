@@ -118,3 +118,18 @@ def test_train_policy_then_prune_with_it(tmp_path, capsys):
     capsys.readouterr()
     assert main(["prune", "--policy", str(tmp_path / "nope.zip"), "--out", str(tmp_path / "x")]) == 2
     assert "no policy file" in capsys.readouterr().err
+
+
+def test_refine_starts_from_the_deterministic_answer_and_searches_locally():
+    from prune_env.app import load_policy, propose
+    from prune_env.problem import PruneProblem
+
+    policy = load_policy("default")
+    problem = PruneProblem("fashion-mnist-mlp", budget="params", budget_limit=0.2, eval_samples=100)
+    plain = propose(policy, problem, 1, seed=0)
+    refined = propose(policy, problem, 5, seed=0, refine=True)
+    assert len(refined) == 5 and refined[0].masks == plain[0].masks  # zero-shot first, as propose's
+    assert [r.source for r in refined] == ["deterministic"] + ["refined"] * 4
+    assert all(r.satisfied and r.params_ratio <= 0.2 for r in refined[1:])  # mutations scaled into the budget
+    assert len({tuple(r.widths.values()) for r in refined}) > 1  # it moves away from the start
+    assert propose(policy, problem, 5, seed=0, refine=True) == refined  # seeded
