@@ -313,19 +313,29 @@ def _key(row: dict) -> str:
     return json.dumps(row["instance"], sort_keys=True)
 
 
+def complete_pairs(rows: list[dict]) -> set[tuple[str, int]]:
+    """The (instance, seed) pairs every search has finished: methods compare on the same pairs
+    (a resumed run fills the rest in)."""
+    done = {(_key(r), r["seed"], r["method"]) for r in rows}
+    pairs = {(_key(r), r["seed"]) for r in rows}
+    return {p for p in pairs if all((*p, m) in done for m in SEARCHES)}
+
+
+def compared(rows: list[dict]) -> list[dict]:
+    """Every method's rows on the complete pairs only."""
+    pairs = complete_pairs(rows)
+    return [r for r in rows if (_key(r), r["seed"]) in pairs]
+
+
 def complete_instances(rows: list[dict]) -> list[str]:
-    """Methods compare on the same instances: those every search has finished (a resumed run
-    fills the rest in)."""
-    instances = sorted({_key(r) for r in rows})
-    return [
-        i for i in instances if all(any(r["method"] == m and _key(r) == i for r in rows) for m in SEARCHES)
-    ]
+    """The instances with at least one complete (instance, seed) pair."""
+    return sorted({i for i, _ in complete_pairs(rows)})
 
 
 def report(rows: list[dict], policy_meta: dict, results: Path, ks: list[int]) -> str:
     instances = sorted({_key(r) for r in rows})
     complete = complete_instances(rows)
-    summary = summarize([r for r in rows if _key(r) in complete], ks)
+    summary = summarize(compared(rows), ks)
     seeds = sorted({r["seed"] for r in rows})
     lines = [
         "# Transfer: one policy, held-out instances",
@@ -350,9 +360,12 @@ def report(rows: list[dict], policy_meta: dict, results: Path, ks: list[int]) ->
         "",
         "## Best-so-far validation score and final test accuracy (%), mean over instances and seeds",
         "",
-        f"Over the {len(complete)} instance(s) every search has finished, of {len(instances)} with results: "
-        + ("; ".join("{task} {budget} <= {limit:g}".format(**json.loads(i)) for i in complete) or "none yet")
-        + ". Each instance weighs the same.",
+        f"Over the (instance, seed) pairs every search ({', '.join(SEARCHES)}) has finished: "
+        + ("; ".join("{task} {budget} <= {limit:g}".format(**json.loads(i)) + " (seeds "
+                     + ", ".join(str(sd) for j, sd in sorted(complete_pairs(rows)) if j == i) + ")"
+                     for i in complete) or "none yet")  # fmt: skip
+        + f", of {len(instances)} instances with results. Every method is averaged over the same pairs "
+        "(an attempt over those it has run); each instance weighs the same.",
         "",
         "| method | " + " | ".join(f"k={k}" for k in ks) + " |",
         "|---|" + "---|" * len(ks),
@@ -452,8 +465,7 @@ def verdict(summary: dict, policy_meta: dict, ks: list[int]) -> list[str]:
 
 
 def plot(rows: list[dict], ks: list[int], path: Path) -> None:
-    complete = complete_instances(rows)
-    summary = summarize([r for r in rows if _key(r) in complete], ks)
+    summary = summarize(compared(rows), ks)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, which, title in (
         (axes[0], 0, "best-so-far validation score"),
