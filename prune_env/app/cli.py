@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--observation", choices=["auto", "units", "summary"], default=defaults.observation,
                    help="the env's observation (auto: the summary in ratio mode, per-unit in mask mode)")  # fmt: skip
     _add_data_options(p)
+    p.add_argument(
+        "--refine",
+        action="store_true",
+        help="with --policy: its deterministic answer, then a local search from it, instead of samples",
+    )
     p.add_argument("--distill", action="store_true",
                    help="fine-tune against the dense network's softened outputs as well as the labels")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -46,6 +46,7 @@ class PruneConfig:
     # one); it proposes `evaluations` candidates (deterministic first, then sampled).
     policy: str | None = None
     evaluations: int = 16
+    refine: bool = False  # with a policy: its deterministic answer, then a local search from it
     eval_samples: int = ScoringProtocol.eval_samples
     bn_recalibration: int = ScoringProtocol.bn_recalibration  # BatchNorm re-estimation batches per score
     sampled_episodes: int = 32  # stochastic policy episodes harvested after training
@@ -72,6 +73,8 @@ class PruneConfig:
             raise ValueError(f"n_envs must be >= 1, got {self.n_envs}")
         if int(self.evaluations) < 1:
             raise ValueError(f"evaluations must be >= 1, got {self.evaluations}")
+        if self.refine and self.policy is None:
+            raise ValueError("refine applies to a trained policy's candidates: give policy=... (--policy)")
         if self.recipe not in ("quick", "full"):
             raise ValueError(f"recipe must be 'quick' or 'full', got {self.recipe!r}")
         if self.finetune_epochs is not None and int(self.finetune_epochs) < 0:

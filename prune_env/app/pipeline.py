@@ -100,7 +100,7 @@ def run_policy(cfg: PruneConfig) -> dict:
     problem = make_problem(cfg)
     problem.finetune_steps = cfg.episode_finetune[-1]
     searching = time.time()
-    candidates = propose(policy, problem, cfg.evaluations, seed=cfg.seed)
+    candidates = propose(policy, problem, cfg.evaluations, seed=cfg.seed, refine=cfg.refine)
     chosen = best_feasible(candidates)
     if chosen is None:
         raise NoFeasibleMaskError(

@@ -133,3 +133,19 @@ def test_refine_starts_from_the_deterministic_answer_and_searches_locally():
     assert all(r.satisfied and r.params_ratio <= 0.2 for r in refined[1:])  # mutations scaled into the budget
     assert len({tuple(r.widths.values()) for r in refined}) > 1  # it moves away from the start
     assert propose(policy, problem, 5, seed=0, refine=True) == refined  # seeded
+
+
+def test_prune_with_refine_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["prune", "--task", MLP, "--policy", "default", "--refine", "--evaluations", "3", "--finetune-epochs",
+                 "0", "--eval-samples", "100", "--out", str(out), "--no-progress"]) == 0  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (
+        metrics["config"]["refine"]
+        and metrics["search"]["evaluations"] == 3
+        and metrics["budget"]["satisfied"]
+    )
+    assert (
+        main(["prune", "--task", MLP, "--refine", "--out", str(tmp_path / "x")]) == 2
+    )  # refine needs a policy
+    assert "refine applies to a trained policy" in capsys.readouterr().err
