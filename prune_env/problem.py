@@ -290,30 +290,7 @@ class PruneProblem:
     def parse_masks(self, masks) -> list[np.ndarray]:
         """One boolean keep-array per group from group name -> kept unit indices (a group left
         out keeps every unit) or from one boolean array per group; raises ``ValueError``."""
-        if isinstance(masks, Mapping):
-            unknown = set(masks) - set(self.group_names)
-            if unknown:
-                raise ValueError(f"unknown group names {sorted(unknown)}; groups are {self.group_names}")
-            keep = []
-            for g in self.groups:
-                kept = np.zeros(g.width, dtype=bool)
-                idx = np.asarray(masks.get(g.name, range(g.width)), dtype=np.int64)
-                if idx.size and (idx.min() < 0 or idx.max() >= g.width):
-                    raise ValueError(
-                        f"kept indices of group {g.name!r} must be in [0, {g.width}), got {idx.tolist()}"
-                    )
-                kept[idx] = True
-                keep.append(kept)
-        else:
-            keep = [np.asarray(k, dtype=bool) for k in masks]
-            if len(keep) != self.num_groups or any(k.shape != (g.width,) for k, g in zip(keep, self.groups)):
-                raise ValueError(
-                    f"masks must be one boolean array per group with widths {[g.width for g in self.groups]}"
-                )
-        for k, g in zip(keep, self.groups):
-            if not k.any():
-                raise ValueError(f"group {g.name!r} must keep at least one unit")
-        return keep
+        return parse_masks(masks, self.groups)
 
     def estimated_budget(self, keep: Keep) -> float:
         """The analytic estimate of the first budget for ``keep``, without pruning anything:
@@ -437,6 +414,37 @@ class PruneProblem:
             f"PruneProblem(task={self.task!r}, groups={self.num_groups}, budgets=[{budgets}], "
             f"limit={self.budget_limit})"
         )
+
+
+def parse_masks(masks, groups) -> list[np.ndarray]:
+    """One boolean keep-array per group (anything with ``name`` and ``width``) from group name ->
+    kept unit indices (a group left out keeps every unit) or from one boolean array per group;
+    raises ``ValueError``. PruneProblem's and TabularProblem's masks are read here."""
+    names = [g.name for g in groups]
+    if isinstance(masks, Mapping):
+        unknown = set(masks) - set(names)
+        if unknown:
+            raise ValueError(f"unknown group names {sorted(unknown)}; groups are {names}")
+        keep = []
+        for g in groups:
+            kept = np.zeros(g.width, dtype=bool)
+            idx = np.asarray(masks.get(g.name, range(g.width)), dtype=np.int64)
+            if idx.size and (idx.min() < 0 or idx.max() >= g.width):
+                raise ValueError(
+                    f"kept indices of group {g.name!r} must be in [0, {g.width}), got {idx.tolist()}"
+                )
+            kept[idx] = True
+            keep.append(kept)
+    else:
+        keep = [np.asarray(k, dtype=bool) for k in masks]
+        if len(keep) != len(groups) or any(k.shape != (g.width,) for k, g in zip(keep, groups)):
+            raise ValueError(
+                f"masks must be one boolean array per group with widths {[g.width for g in groups]}"
+            )
+    for k, g in zip(keep, groups):
+        if not k.any():
+            raise ValueError(f"group {g.name!r} must keep at least one unit")
+    return keep
 
 
 def _user_stacklevel() -> int:

@@ -9,7 +9,7 @@ table's nearest keep level; a mask that is not one of the table's cells is refus
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from prune_env.budgets import Params, make_budget_list, make_budgets
 from prune_env.errors import TableError
 from prune_env.limits import LimitDistribution, parse_limits
+from prune_env.problem import parse_masks
 from prune_env.scored import ScoredMask, ScoringProtocol
 from prune_env.tabular.table import BUDGETS, Table, nearest_level
 
@@ -185,32 +186,9 @@ class TabularProblem:
         return {g.name: np.flatnonzero(keep[g.index]).tolist() for g in self.groups}
 
     def parse_masks(self, masks) -> list[np.ndarray]:
-        """Keep-arrays from group name -> kept indices or one boolean array per group; raises
-        ``ValueError`` as PruneProblem's does (bad indices, a group keeping nothing)."""
-        if isinstance(masks, Mapping):
-            unknown = set(masks) - set(self.group_names)
-            if unknown:
-                raise ValueError(f"unknown group names {sorted(unknown)}; groups are {self.group_names}")
-            keep = []
-            for g in self.groups:
-                kept = np.zeros(g.width, dtype=bool)
-                idx = np.asarray(masks.get(g.name, range(g.width)), dtype=np.int64)
-                if idx.size and (idx.min() < 0 or idx.max() >= g.width):
-                    raise ValueError(
-                        f"kept indices of group {g.name!r} must be in [0, {g.width}), got {idx.tolist()}"
-                    )
-                kept[idx] = True
-                keep.append(kept)
-        else:
-            keep = [np.asarray(k, dtype=bool) for k in masks]
-            if len(keep) != self.num_groups or any(k.shape != (g.width,) for k, g in zip(keep, self.groups)):
-                raise ValueError(
-                    f"masks must be one boolean array per group with widths {[g.width for g in self.groups]}"
-                )
-        for k, g in zip(keep, self.groups):
-            if not k.any():
-                raise ValueError(f"group {g.name!r} must keep at least one unit")
-        return keep
+        """Keep-arrays from group name -> kept indices or one boolean array per group, read as
+        PruneProblem reads them (:func:`prune_env.problem.parse_masks`)."""
+        return parse_masks(masks, self.groups)
 
     def levels_of(self, keep) -> list[int]:
         """Each group's level index for keep-arrays that are a cell of the table."""
