@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.registry import get_agent_spec
+from agents.registry import AGENTS
 from prune_env.app.baselines import BASELINES, MATCHED, run_baseline_search
 from prune_env.app.config import PruneConfig
 from prune_env.app.deployment import check_deployment
@@ -70,7 +70,10 @@ def run_prune(cfg: PruneConfig) -> dict:
         return run_policy(cfg)
     if cfg.agent in BASELINES:
         return run_baseline(cfg, cfg.agent)
-    get_agent_spec(cfg.agent)  # unknown agent or task: an error before any work or output
+    if cfg.agent not in AGENTS:  # an error before any work or output
+        raise ValueError(
+            f"unknown agent {cfg.agent!r}; agents: {', '.join(AGENTS)}; searchers: {', '.join(BASELINES)}"
+        )
     cfg = replace(cfg, task=check_task(cfg.task))
     out = Path(cfg.out)
     _check_output_dir(out)
